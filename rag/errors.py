@@ -1,0 +1,33 @@
+"""The project's own exception types; the API edge maps them to HTTP status codes."""
+
+
+class RagError(Exception):
+    """Base class for every error the pipeline raises on purpose."""
+
+
+class InvalidRequest(RagError):
+    """The caller asked for something malformed (empty question, bad top_k, ...)."""
+
+
+class UnsupportedDocument(RagError):
+    """A file type or payload that ingestion cannot read."""
+
+
+class DocumentNotFound(RagError):
+    pass
+
+
+class IndexNotFound(RagError):
+    pass
+
+
+class IndexIncompatible(RagError):
+    """The index on disk was built with another model or format version."""
+
+
+class ModelLoadError(RagError):
+    pass
+
+
+class NotReady(RagError):
+    """Models or index are not loaded yet."""

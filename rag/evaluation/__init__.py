@@ -1,0 +1,1 @@
+"""Evaluation: gold sets, SQuAD and BEIR benchmarks, metrics and reports."""

@@ -1,0 +1,194 @@
+"""Stage 7: the question-answering pipeline that the API, CLI and evaluation all share.
+
+Construction is cheap; ``warm_up()`` loads the encoder, the reader and the index once.  Index
+updates build a new version on disk and then swap the in-memory snapshot, so a request in
+flight keeps the snapshot it started with (never a half-updated index).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from rag.chunking import sentence_around
+from rag.embedding import Encoder, load_encoder
+from rag.errors import DocumentNotFound, IndexNotFound, InvalidRequest, NotReady
+from rag.ingest import load_documents
+from rag.reading import Reader, load_reader
+from rag.retrieval import RetrievalParams, Retriever
+from rag.settings import Settings
+from rag.store.builder import IndexBuilder, IndexReport
+from rag.store.corpus_index import CURRENT_FILE, CorpusIndex
+from rag.types import Answer, Citation, Document, NoAnswer, QAResult, RetrievedPassage
+
+log = logging.getLogger(__name__)
+
+# At most this many distinct answers are returned (the best first); the rest must also clear
+# the threshold.
+MAX_ANSWERS = 3
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, encoder: Encoder | None = None, reader: Reader | None = None):
+        self.settings = settings
+        self.encoder = encoder or load_encoder(settings.embedding_model, settings.device)
+        self.reader = reader or load_reader(settings.reader, settings.max_answer_tokens, settings.device)
+        self.retriever = Retriever(self.encoder)
+        self._index: CorpusIndex | None = None
+        self._index_pointer: str | None = None
+        self._lock = threading.Lock()
+        self.models_ready = False
+
+    # ------------------------------------------------------------------------- lifecycle
+    @property
+    def index_dir(self) -> Path:
+        return Path(self.settings.index_dir)
+
+    def warm_up(self) -> None:
+        self.encoder.warm_up()
+        self.reader.warm_up()
+        self.models_ready = True
+        try:
+            self.reload()
+        except IndexNotFound as exc:
+            log.warning("%s", exc)
+
+    @property
+    def ready(self) -> bool:
+        return self.models_ready and self._index is not None
+
+    def reload(self) -> CorpusIndex:
+        """(Re)load the current index version from disk, checking it matches our encoder."""
+        with self._lock:
+            pointer = self._read_pointer()
+            index = CorpusIndex.load(self.index_dir, expected_model=self.encoder.name)
+            self._index, self._index_pointer = index, pointer
+            return index
+
+    def _read_pointer(self) -> str | None:
+        try:
+            return (self.index_dir / CURRENT_FILE).read_text().strip()
+        except OSError:
+            return None
+
+    @property
+    def index(self) -> CorpusIndex:
+        """The live snapshot; picks up versions written by another process (``rag index``)."""
+        pointer = self._read_pointer()
+        if self._index is None or (pointer is not None and pointer != self._index_pointer):
+            try:
+                return self.reload()
+            except IndexNotFound as exc:
+                raise NotReady(str(exc)) from exc
+        return self._index
+
+    # ------------------------------------------------------------------------- questions
+    def validate_question(self, question: str) -> str:
+        if not isinstance(question, str) or not question.strip():
+            raise InvalidRequest("the question is empty")
+        if len(question) > self.settings.max_question_chars:
+            raise InvalidRequest(f"the question is longer than {self.settings.max_question_chars} characters")
+        return question.strip()
+
+    def search(self, query: str, top_k: int | None = None, mode: str | None = None) -> tuple[list[RetrievedPassage], dict[str, float]]:
+        query = self.validate_question(query)
+        params = RetrievalParams.from_settings(self.settings, mode, top_k)
+        started = time.perf_counter()
+        passages = self.retriever.search(self.index, query, params)
+        return passages, {"retrieve": (time.perf_counter() - started) * 1000}
+
+    def ask(self, question: str, top_k: int | None = None, mode: str | None = None) -> QAResult:
+        started = time.perf_counter()
+        question = self.validate_question(question)
+        read_k = max(top_k or self.settings.top_k, self.settings.reader_top_k)
+        passages, timings = self.search(question, read_k, mode)
+        shown = passages[: top_k or self.settings.top_k]
+        if not passages:
+            timings["total"] = (time.perf_counter() - started) * 1000
+            return QAResult(question, [], shown, timings, NoAnswer("no passage in the index matches the question"))
+
+        read_started = time.perf_counter()
+        output = self.reader.read(question, passages[: self.settings.reader_top_k], top_n=MAX_ANSWERS)
+        timings["read"] = (time.perf_counter() - read_started) * 1000
+        threshold = self.threshold
+        answers = [self._answer(span) for span in output.spans if span.score >= threshold]
+        no_answer = None
+        if not answers:
+            best = output.spans[0].score if output.spans else None
+            reason = (
+                f"the documents do not appear to answer this: the best candidate scored {best:.3f}, "
+                f"below the threshold {threshold:.3f}"
+                if best is not None
+                else "the documents do not appear to answer this: no answer span was found in the retrieved passages"
+            )
+            no_answer = NoAnswer(reason, best, threshold)
+        timings["total"] = (time.perf_counter() - started) * 1000
+        return QAResult(question, answers, shown, timings, no_answer)
+
+    @property
+    def threshold(self) -> float:
+        if self.settings.answer_threshold is not None:
+            return self.settings.answer_threshold
+        return self.reader.default_threshold
+
+    def _answer(self, span) -> Answer:
+        paragraph = span.retrieved.paragraph
+        ctx_start, ctx_end = sentence_around(paragraph.text, span.start, span.end)
+        title = self.index.documents[paragraph.document_id].document.title if paragraph.document_id in self.index.documents else ""
+        citation = Citation(
+            document_id=paragraph.document_id,
+            title=title,
+            paragraph_index=paragraph.paragraph_index,
+            paragraph_text=paragraph.text,
+            answer_start=span.start,
+            answer_end=span.end,
+            doc_start=paragraph.doc_start,
+            doc_end=paragraph.doc_end,
+            section=paragraph.section,
+        )
+        return Answer(text=span.text, score=round(span.score, 4), context=paragraph.text[ctx_start:ctx_end], citation=citation)
+
+    # ------------------------------------------------------------------------- documents
+    def documents(self) -> list[dict]:
+        try:
+            index = self.index
+        except NotReady:
+            return []
+        counts: dict[str, int] = {}
+        for passage in index.passages:
+            counts[passage.document_id] = counts.get(passage.document_id, 0) + 1
+        return [
+            {**stored.document.metadata(), "origin": stored.origin, "passages": counts.get(doc_id, 0), "characters": len(stored.document.text)}
+            for doc_id, stored in sorted(index.documents.items())
+        ]
+
+    def get_document(self, document_id: str) -> Document:
+        stored = self.index.documents.get(document_id)
+        if stored is None:
+            raise DocumentNotFound(f"no document with id {document_id!r}")
+        return stored.document
+
+    def _apply(self, **changes) -> IndexReport:
+        builder = IndexBuilder(self.settings, self.encoder)
+        with self._lock:
+            index, report = builder.apply(self.index_dir, **changes)
+            self._index, self._index_pointer = index, self._read_pointer()
+        return report
+
+    def upsert_documents(self, documents: Iterable[Document], origin: str = "upload") -> IndexReport:
+        return self._apply(upserts=list(documents), origin=origin)
+
+    def delete_document(self, document_id: str) -> IndexReport:
+        if document_id not in self.index.documents:
+            raise DocumentNotFound(f"no document with id {document_id!r}")
+        return self._apply(deletes=[document_id])
+
+    def index_paths(self, paths: Iterable[Path]) -> IndexReport:
+        """``rag index``: sync the index with the supported files under ``paths``."""
+        paths = [Path(p) for p in paths]
+        ingested = load_documents(paths)
+        report = self._apply(upserts=ingested.documents, origin="file", sync_roots=paths)
+        report.skipped = ingested.skipped + report.skipped
+        return report

@@ -1,0 +1,308 @@
+"""Extractive span reader: a Hugging Face question-answering model over the retrieved passages.
+
+All passages of a question go through the model in one batched forward pass; a passage longer
+than ``max_seq_len`` is read in overlapping windows (``doc_stride`` tokens of overlap).  Every
+window proposes its best spans (at most ``max_answer_tokens`` long); the tokenizer's offset
+mapping turns token spans back into exact characters of the passage, and ``paragraph_start``
+into characters of the paragraph, so ``paragraph.text[start:end]`` is always the answer.
+
+Scores are calibrated (see ``Calibration``): a logistic model, fitted on held-out training data,
+maps the span evidence (span logit minus the window's null logit, SQuAD 2.0 style; the gap to
+the best span of the question) and the retrieval evidence (the passage's rank) to the
+probability that the span is a correct answer (token F1 >= 0.5 against a gold answer).  The same
+threshold therefore means the same thing for every question.  ``no_answer_score`` is one minus
+the best span's probability.
+"""
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from rag.errors import ModelLoadError
+from rag.reading.base import Reader
+from rag.types import AnswerSpan, ReaderOutput, RetrievedPassage
+
+CALIBRATION_FILE = "reader_calibration.json"
+MAX_QUESTION_TOKENS = 64
+
+# Answer iff the best span's calibrated probability >= this.  Chosen on the held-out slice of
+# the training data (reader mode, one unanswerable per answerable question), maximising
+# SQuAD 2.0 F1 there; the measurement is in rag/models/reader/README.md and reader_calibration.json.
+DEFAULT_THRESHOLD = 0.5
+
+
+def default_reader_path() -> Path:
+    """The reader shipped inside the package (fine-tuned all-MiniLM-L6-v2, fp16 safetensors)."""
+    return Path(__file__).resolve().parent.parent / "models" / "reader"
+
+
+@dataclass
+class Calibration:
+    """p(correct) = sigmoid(bias + w_margin*margin + w_gap*gap + w_rank*log1p(rank))."""
+
+    w_margin: float = 0.35
+    w_gap: float = 0.35
+    w_rank: float = 0.0
+    bias: float = -1.0
+    threshold: float = DEFAULT_THRESHOLD
+
+    def prob(self, margin: float, gap: float, rank: int) -> float:
+        z = self.bias + self.w_margin * margin + self.w_gap * gap + self.w_rank * math.log1p(rank)
+        z = max(-40.0, min(40.0, z))
+        return 1.0 / (1.0 + math.exp(-z))
+
+    @classmethod
+    def load(cls, folder: Path) -> Calibration | None:
+        path = Path(folder) / CALIBRATION_FILE
+        if not path.is_file():
+            return None
+        data = json.loads(path.read_text())
+        fields = {k: float(data[k]) for k in ("w_margin", "w_gap", "w_rank", "bias", "threshold") if k in data}
+        return cls(**fields)
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+@dataclass
+class SpanCandidate:
+    pair: int  # index of the (question, context) pair
+    start: int  # character offsets into that context
+    end: int
+    score: float  # start logit + end logit
+    null: float  # the window's [CLS] start + end logit
+    margin: float  # score - null
+
+
+def truncate_question(tokenizer, question: str, max_tokens: int = MAX_QUESTION_TOKENS) -> str:
+    enc = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
+    offsets = enc["offset_mapping"]
+    if len(offsets) <= max_tokens:
+        return question
+    return question[: offsets[max_tokens - 1][1]]
+
+
+def encode_pairs(tokenizer, questions: Sequence[str], contexts: Sequence[str], max_seq_len: int, doc_stride: int):
+    """Tokenise (question, context) pairs into windows; no padding (batches pad themselves)."""
+    qs = [truncate_question(tokenizer, q) for q in questions]
+    return tokenizer(
+        qs,
+        list(contexts),
+        truncation="only_second",
+        max_length=max_seq_len,
+        stride=doc_stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+    )
+
+
+def context_masks(enc) -> list[list[bool]]:
+    """Per window, which tokens belong to the context (the second sequence)."""
+    return [[sid == 1 for sid in enc.sequence_ids(w)] for w in range(len(enc["input_ids"]))]
+
+
+def collate(enc, rows: Sequence[int], pad_id: int):
+    """Right-padded tensors for the windows ``rows`` of ``enc``."""
+    import torch
+
+    length = max(len(enc["input_ids"][r]) for r in rows)
+    batch = {}
+    for key in ("input_ids", "attention_mask", "token_type_ids"):
+        if key not in enc:
+            continue
+        fill = pad_id if key == "input_ids" else 0
+        batch[key] = torch.tensor([enc[key][r] + [fill] * (length - len(enc[key][r])) for r in rows], dtype=torch.long)
+    return batch
+
+
+def best_spans(start, end, ctx_mask, max_answer_tokens: int, k: int):
+    """Top-``k`` (score, start token, end token) per window, and each window's null score."""
+    import torch
+
+    b, length = start.shape
+    start = start.float()
+    end = end.float()
+    neg = -1e9
+    s = start.masked_fill(~ctx_mask, neg)
+    e = end.masked_fill(~ctx_mask, neg)
+    idx = torch.arange(length, device=start.device)
+    width = idx[None, :] - idx[:, None]
+    band = (width >= 0) & (width < max_answer_tokens)
+    scores = (s[:, :, None] + e[:, None, :]).masked_fill(~band, neg)
+    top = scores.view(b, -1).topk(min(k, length * length), dim=1)
+    return top.values, top.indices // length, top.indices % length, start[:, 0] + end[:, 0]
+
+
+def predict_pairs(
+    model,
+    tokenizer,
+    questions: Sequence[str],
+    contexts: Sequence[str],
+    *,
+    max_seq_len: int = 384,
+    doc_stride: int = 128,
+    max_answer_tokens: int = 30,
+    batch_size: int = 64,
+    spans_per_window: int = 5,
+    device: str = "cpu",
+    autocast_dtype=None,
+) -> list[list[SpanCandidate]]:
+    """Candidate spans of every pair, best first (merged over the pair's windows)."""
+    import torch
+
+    enc = encode_pairs(tokenizer, questions, contexts, max_seq_len, doc_stride)
+    n_windows = len(enc["input_ids"])
+    sample_of = enc["overflow_to_sample_mapping"]
+    masks = context_masks(enc)
+    # Longest first, so each batch pads little.
+    order = sorted(range(n_windows), key=lambda r: -len(enc["input_ids"][r]))
+    out: list[list[SpanCandidate]] = [[] for _ in questions]
+    pad_id = tokenizer.pad_token_id or 0
+    with torch.inference_mode():
+        for lo in range(0, n_windows, batch_size):
+            rows = order[lo : lo + batch_size]
+            batch = {k: v.to(device) for k, v in collate(enc, rows, pad_id).items()}
+            length = batch["input_ids"].shape[1]
+            mask = torch.tensor([m + [False] * (length - len(m)) for m in (masks[r] for r in rows)], device=device)
+            if autocast_dtype is not None:
+                with torch.autocast(device_type=torch.device(device).type, dtype=autocast_dtype):
+                    res = model(**batch)
+            else:
+                res = model(**batch)
+            values, ti, tj, null = best_spans(res.start_logits, res.end_logits, mask, max_answer_tokens, spans_per_window)
+            values, ti, tj, null = (x.cpu().tolist() for x in (values, ti, tj, null))
+            for bi, r in enumerate(rows):
+                offsets = enc["offset_mapping"][r]
+                pair = sample_of[r]
+                for score, i, j in zip(values[bi], ti[bi], tj[bi]):
+                    if score < -1e8:
+                        break
+                    cs, ce = offsets[i][0], offsets[j][1]
+                    if ce <= cs:
+                        continue
+                    out[pair].append(SpanCandidate(pair, cs, ce, score, null[bi], score - null[bi]))
+    for cands in out:
+        cands.sort(key=lambda c: -c.score)
+        seen = set()
+        cands[:] = [c for c in cands if not ((c.start, c.end) in seen or seen.add((c.start, c.end)))]
+    return out
+
+
+def rank_candidates(candidates: Sequence[Sequence[SpanCandidate]], calibration: Calibration) -> list[tuple[float, SpanCandidate]]:
+    """(calibrated probability, candidate) over all passages of one question, best first.
+
+    ``candidates[i]`` are the spans of the question's i-th passage (rank i, best first).
+    """
+    flat = [c for cands in candidates for c in cands]
+    if not flat:
+        return []
+    best = max(c.score for c in flat)
+    ranked = [(calibration.prob(c.margin, c.score - best, rank), c) for rank, cands in enumerate(candidates) for c in cands]
+    ranked.sort(key=lambda pc: (-pc[0], -pc[1].score))
+    return ranked
+
+
+class SpanReader(Reader):
+    """Reads the top passages with an extractive-QA model; calibrated span scores."""
+
+    name = "span"
+    default_threshold = DEFAULT_THRESHOLD
+
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        *,
+        max_answer_tokens: int = 30,
+        max_seq_len: int = 384,
+        doc_stride: int = 128,
+        batch_size: int = 16,
+        device: str = "cpu",
+        num_threads: int | None = None,
+        quantize: str = "none",
+        threshold: float | None = None,
+    ):
+        if quantize not in ("none", "int8"):
+            raise ValueError("quantize must be 'none' or 'int8'")
+        self.model_name = str(model) if model is not None else str(default_reader_path())
+        self.max_answer_tokens = max_answer_tokens
+        self.max_seq_len = max_seq_len
+        self.doc_stride = min(doc_stride, max_seq_len // 2)
+        self.batch_size = batch_size
+        self.device = device
+        self.num_threads = num_threads
+        self.quantize = quantize
+        self._threshold_override = threshold
+        self.calibration = Calibration()
+        self._model = None
+        self._tokenizer = None
+        self._lock = threading.Lock()
+        if threshold is not None:
+            self.default_threshold = threshold
+
+    def warm_up(self) -> None:
+        if self._model is not None:
+            return
+        with self._lock:
+            if self._model is not None:
+                return
+            try:
+                import torch
+                from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+                if self.num_threads:
+                    torch.set_num_threads(self.num_threads)
+                tokenizer = AutoTokenizer.from_pretrained(self.model_name)
+                model = AutoModelForQuestionAnswering.from_pretrained(self.model_name, dtype=torch.float32)
+            except Exception as exc:  # noqa: BLE001 - network, missing folder, wrong architecture
+                raise ModelLoadError(f"cannot load reader model {self.model_name!r}: {exc}") from exc
+            model.eval()
+            if self.quantize == "int8":
+                model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            else:
+                model.to(self.device)
+            if Path(self.model_name).is_dir():
+                calibration = Calibration.load(Path(self.model_name))
+                if calibration is not None:
+                    self.calibration = calibration
+                    if self._threshold_override is None:
+                        self.default_threshold = calibration.threshold
+            self._tokenizer = tokenizer
+            self._model = model
+
+    def read(self, question: str, passages: Sequence[RetrievedPassage], top_n: int = 3) -> ReaderOutput:
+        if not passages or not question.strip():
+            return ReaderOutput(spans=[], no_answer_score=1.0)
+        self.warm_up()
+        candidates = predict_pairs(
+            self._model,
+            self._tokenizer,
+            [question] * len(passages),
+            [rp.passage.text for rp in passages],
+            max_seq_len=self.max_seq_len,
+            doc_stride=self.doc_stride,
+            max_answer_tokens=self.max_answer_tokens,
+            batch_size=self.batch_size,
+            spans_per_window=max(3, top_n),
+            device="cpu" if self.quantize == "int8" else self.device,
+        )
+        # Rank = position in ``passages`` (the retriever's order, best first).
+        unique: list[AnswerSpan] = []
+        seen: set[str] = set()
+        for p, c in rank_candidates(candidates, self.calibration):
+            rp = passages[c.pair]
+            offset = rp.passage.paragraph_start
+            span = AnswerSpan(rp, offset + c.start, offset + c.end, p)
+            key = " ".join(span.text.lower().split())
+            if key in seen:
+                continue
+            seen.add(key)
+            unique.append(span)
+            if len(unique) >= top_n:
+                break
+        if not unique:
+            return ReaderOutput(spans=[], no_answer_score=1.0)
+        return ReaderOutput(spans=unique, no_answer_score=1.0 - unique[0].score)

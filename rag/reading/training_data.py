@@ -1,0 +1,257 @@
+"""Training and evaluation data for the span reader: loading, unanswerable negatives, splits.
+
+Sources (all read from paths given on the command line, never copied into the repo):
+SQuAD-format files (SQuAD v1.1 train slice, SQuADShifts) and QED/Natural Questions ``.jsonlines``
+shards.  ``.gz`` copies of any of them are read transparently.
+
+Unanswerable training examples (SQuAD 2.0 style) are made two ways, so the model learns to
+abstain both when the passage is off-topic and when it is on-topic but lacks the answer:
+
+* ``other_paragraph``: the question paired with the paragraph of the same article that shares
+  most words with it, among those that do not contain any gold answer string;
+* ``answer_removed``: the gold paragraph with the sentence(s) holding the answer deleted, kept
+  only when no gold answer string is left in what remains.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import re
+import zlib
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'“(\[]?[A-Z0-9])")
+_STOP = frozenset(
+    "a an the of in on at to for by with from and or is was were are be been what which who whom "
+    "whose when where why how did do does that this these those as it its into than then".split()
+)
+
+
+@dataclass
+class QAExample:
+    qid: str
+    question: str
+    context: str
+    answer_start: int  # -1: unanswerable
+    answer_text: str
+    golds: list[str] = field(default_factory=list)  # all gold texts; [] = unanswerable
+    group: str = ""  # article (or paragraph) key: held-out splits never cut a group
+    source: str = ""
+    kind: str = "positive"  # positive | other_paragraph | answer_removed | eval
+
+
+def _open_text(path: Path):
+    path = Path(path)
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return path.open(encoding="utf-8")
+
+
+def _resolve(path: Path) -> Path:
+    path = Path(path)
+    if not path.exists() and Path(str(path) + ".gz").exists():
+        return Path(str(path) + ".gz")
+    return path
+
+
+def load_squad_articles(path: Path, source: str) -> list[list[QAExample]]:
+    """A SQuAD-format file as articles, each a list of answerable examples (first gold span).
+
+    A single-"article" file (SQuADShifts reddit: one article of unrelated comments) is grouped
+    per paragraph instead, so that "another paragraph of the same article" stays meaningful.
+    """
+    with _open_text(_resolve(path)) as fh:
+        data = json.load(fh)["data"]
+    per_paragraph = len(data) == 1
+    articles: list[list[QAExample]] = []
+    for a_idx, article in enumerate(data):
+        examples: list[QAExample] = []
+        for p_idx, para in enumerate(article["paragraphs"]):
+            ctx = para["context"]
+            group = f"{source}/{a_idx}/{p_idx}" if per_paragraph else f"{source}/{a_idx}"
+            for qa in para["qas"]:
+                answers = [a for a in qa.get("answers", []) if ctx[a["answer_start"] :].startswith(a["text"])]
+                if not answers or qa.get("is_impossible"):
+                    continue
+                # The most frequent gold answer (ties: first) is the training target.
+                texts = [a["text"] for a in answers]
+                top = Counter(texts).most_common(1)[0][0]
+                first = next(a for a in answers if a["text"] == top)
+                examples.append(
+                    QAExample(qa["id"], qa["question"], ctx, first["answer_start"], top, texts, group, source)
+                )
+        articles.append(examples)
+    return articles
+
+
+def load_qed(paths: Iterable[Path]) -> list[list[QAExample]]:
+    """QED/NQ shards; all of them form one pseudo-article (negatives come from random pages)."""
+    examples: list[QAExample] = []
+    for path in paths:
+        with _open_text(_resolve(path)) as fh:
+            for line in fh:
+                row = json.loads(line)
+                ctx = row["paragraph_text"]
+                spans = row.get("answer_spans") or []
+                if not spans:
+                    continue
+                start, end = spans[0]
+                text = ctx[start:end]
+                if not text.strip():
+                    continue
+                golds = [ctx[s:e] for s, e in spans]
+                eid = str(row["example_id"])
+                examples.append(QAExample(f"qed-{eid}", row["question_text"], ctx, start, text, golds, f"qed/{eid}", "qed"))
+    return [examples]
+
+
+def load_training_articles(data_dir: Path) -> list[list[QAExample]]:
+    """All training sources under ``data_dir`` (the layout of shared/data; see its README)."""
+    data_dir = Path(data_dir)
+    articles = load_squad_articles(data_dir / "squad-v1.1-train-partial/train-slice-44-articles.json", "squad_train")
+    articles += load_squad_articles(data_dir / "squadshifts-train/new_wiki_v1.0.json", "shifts_new_wiki")
+    articles += load_squad_articles(data_dir / "squadshifts-train/reddit_v1.0.json", "shifts_reddit")
+    qed_dir = data_dir / "qed-train-partial"
+    qed_files = sorted(p for p in qed_dir.iterdir() if p.name.endswith((".jsonlines", ".jsonlines.gz")))
+    articles += load_qed(qed_files)
+    forbidden = ("dev-v1.1", "dev-v2.0", "scifact")
+    for art in articles:
+        for ex in art:
+            assert not any(f in ex.source for f in forbidden)
+    return articles
+
+
+def load_eval_squad(path: Path) -> list[QAExample]:
+    """SQuAD v1.1 / v2.0 dev for evaluation only: every question with all its gold texts."""
+    with _open_text(_resolve(path)) as fh:
+        data = json.load(fh)["data"]
+    out = []
+    for a_idx, article in enumerate(data):
+        for para in article["paragraphs"]:
+            for qa in para["qas"]:
+                golds = [] if qa.get("is_impossible") else [a["text"] for a in qa["answers"]]
+                out.append(QAExample(qa["id"], qa["question"], para["context"], -1, "", golds, str(a_idx), "eval", "eval"))
+    return out
+
+
+def _bucket(key: str, seed: int) -> float:
+    return (zlib.crc32(f"{seed}:{key}".encode()) % 100_000) / 100_000
+
+
+def split_heldout(articles: Sequence[list[QAExample]], fraction: float, seed: int):
+    """(train, held-out) article lists, split by group hash so no paragraph is in both."""
+    train, held = [], []
+    for art in articles:
+        tr = [ex for ex in art if _bucket(ex.group, seed) >= fraction]
+        he = [ex for ex in art if _bucket(ex.group, seed) < fraction]
+        if tr:
+            train.append(tr)
+        if he:
+            held.append(he)
+    return train, held
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
+
+
+def _contains_any(text: str, golds: Sequence[str]) -> bool:
+    low = text.lower()
+    return any(g.strip() and g.strip().lower() in low for g in golds)
+
+
+def answer_removed(ex: QAExample) -> QAExample | None:
+    """The gold paragraph without the sentence(s) that hold the answer, or None."""
+    ctx = ex.context
+    bounds = [0] + [m.end() for m in _SENTENCE_END.finditer(ctx)] + [len(ctx)]
+    a0, a1 = ex.answer_start, ex.answer_start + len(ex.answer_text)
+    kept = [ctx[s:e] for s, e in zip(bounds, bounds[1:]) if e <= a0 or s >= a1]
+    text = "".join(kept).strip()
+    if len(text) < 80 or _contains_any(text, ex.golds):
+        return None
+    return replace(ex, qid=ex.qid + "-nosent", context=text, answer_start=-1, answer_text="", golds=[], kind="answer_removed")
+
+
+def other_paragraph(ex: QAExample, article: Sequence[QAExample], rng: random.Random, hard: bool = True) -> QAExample | None:
+    """The question against another paragraph of its article (the most similar one if ``hard``)."""
+    contexts = list(dict.fromkeys(e.context for e in article if e.context != ex.context))
+    contexts = [c for c in contexts if not _contains_any(c, ex.golds)]
+    if not contexts:
+        return None
+    if hard and len(contexts) > 1:
+        if len(contexts) > 60:
+            contexts = rng.sample(contexts, 60)
+        q = _words(ex.question)
+        context = max(contexts, key=lambda c: (len(q & _words(c)), rng.random()))
+    else:
+        context = rng.choice(contexts)
+    return replace(ex, qid=ex.qid + "-other", context=context, answer_start=-1, answer_text="", golds=[], kind="other_paragraph")
+
+
+def make_negatives(articles: Sequence[list[QAExample]], ratio: float, seed: int) -> list[QAExample]:
+    """About ``ratio`` unanswerable examples per answerable one, half of each kind."""
+    rng = random.Random(seed)
+    out: list[QAExample] = []
+    for art in articles:
+        for ex in art:
+            if rng.random() >= ratio:
+                continue
+            first, second = (answer_removed, None) if rng.random() < 0.5 else (None, answer_removed)
+            neg = first(ex) if first else other_paragraph(ex, art, rng, hard=ex.source != "qed")
+            if neg is None:
+                neg = second(ex) if second else other_paragraph(ex, art, rng, hard=ex.source != "qed")
+            if neg is not None:
+                out.append(neg)
+    return out
+
+
+def subsample(articles: Sequence[list[QAExample]], max_questions: int | None, seed: int) -> list[list[QAExample]]:
+    """At most ``max_questions`` answerable examples, the same fraction from every source."""
+    total = sum(len(a) for a in articles)
+    if not max_questions or max_questions >= total:
+        return [list(a) for a in articles]
+    keep = max_questions / total
+    rng = random.Random(seed + 1)
+    return [[ex for ex in art if rng.random() < keep] for art in articles]
+
+
+def flatten(articles: Sequence[list[QAExample]]) -> list[QAExample]:
+    return [ex for art in articles for ex in art]
+
+
+class BM25:
+    """A small BM25 (k1=0.9, b=0.4) used to simulate retrieval when calibrating scores."""
+
+    def __init__(self, texts: Sequence[str], k1: float = 0.9, b: float = 0.4):
+        import math
+
+        self.docs = [Counter(_WORD.findall(t.lower())) for t in texts]
+        self.lens = [sum(d.values()) for d in self.docs]
+        self.avg = sum(self.lens) / max(1, len(self.lens))
+        df: Counter = Counter()
+        for d in self.docs:
+            df.update(d.keys())
+        n = len(self.docs)
+        self.idf = {w: math.log(1 + (n - c + 0.5) / (c + 0.5)) for w, c in df.items()}
+        self.postings: dict[str, list[int]] = {}
+        for i, d in enumerate(self.docs):
+            for w in d:
+                self.postings.setdefault(w, []).append(i)
+        self.k1, self.b = k1, b
+
+    def top(self, query: str, k: int) -> list[int]:
+        scores: Counter = Counter()
+        for w in set(_WORD.findall(query.lower())):
+            idf = self.idf.get(w)
+            if idf is None:
+                continue
+            for i in self.postings[w]:
+                tf = self.docs[i][w]
+                norm = tf + self.k1 * (1 - self.b + self.b * self.lens[i] / self.avg)
+                scores[i] += idf * tf * (self.k1 + 1) / norm
+        return [i for i, _ in scores.most_common(k)]

@@ -1,0 +1,100 @@
+"""Stage 5: passages for a query by BM25, dense similarity, or both fused by reciprocal rank.
+
+Hybrid fusion (Cormack et al. 2009): fused(p) = sum over retrievers of weight / (rrf_k + rank),
+ranks starting at 1, over each retriever's top ``candidate_depth``.  Every returned passage also
+carries its raw BM25 and cosine scores (computed for all candidates, not only those a retriever
+ranked), so callers can see why it was chosen.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rag.embedding import Encoder
+from rag.errors import InvalidRequest
+from rag.settings import RetrievalMode, Settings
+from rag.store.corpus_index import CorpusIndex
+from rag.types import PassageScores, RetrievedPassage
+
+MODES = ("bm25", "dense", "hybrid")
+
+
+@dataclass(frozen=True)
+class RetrievalParams:
+    mode: RetrievalMode = "hybrid"
+    top_k: int = 5
+    candidate_depth: int = 50
+    rrf_k: int = 60
+    bm25_weight: float = 1.0
+    dense_weight: float = 1.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, mode: str | None = None, top_k: int | None = None) -> RetrievalParams:
+        mode = mode or settings.retrieval_mode
+        if mode not in MODES:
+            raise InvalidRequest(f"unknown retrieval mode {mode!r}; use one of {', '.join(MODES)}")
+        return cls(
+            mode=mode,  # type: ignore[arg-type]
+            top_k=top_k or settings.top_k,
+            candidate_depth=settings.candidate_depth,
+            rrf_k=settings.rrf_k,
+            bm25_weight=settings.bm25_weight,
+            dense_weight=settings.dense_weight,
+        )
+
+
+class Retriever:
+    def __init__(self, encoder: Encoder):
+        self.encoder = encoder
+
+    def search(self, index: CorpusIndex, query: str, params: RetrievalParams) -> list[RetrievedPassage]:
+        if len(index) == 0:
+            return []
+        depth = max(params.candidate_depth, params.top_k)
+        bm25_all = index.lexical.scores(query) if params.mode in ("bm25", "hybrid") else None
+        query_vector = self.encoder.encode_query(query) if params.mode in ("dense", "hybrid") else None
+
+        ranked: list[tuple[np.ndarray, float]] = []  # (ids best first, weight)
+        if bm25_all is not None:
+            ranked.append((_top_positive(bm25_all, depth), params.bm25_weight))
+        if query_vector is not None:
+            _, ids = index.dense.search(query_vector[None, :], depth)
+            ranked.append((ids[0][ids[0] >= 0], params.dense_weight))
+
+        fused: dict[int, float] = {}
+        for ids, weight in ranked:
+            for rank, pid in enumerate(ids.tolist(), start=1):
+                fused[pid] = fused.get(pid, 0.0) + weight / (params.rrf_k + rank)
+        if params.mode != "hybrid":
+            # single retriever: report its raw score as the ranking score
+            only = ranked[0][0].tolist()
+            fused = {pid: 0.0 for pid in only}
+
+        candidates = np.fromiter(fused.keys(), dtype=np.int64, count=len(fused))
+        if len(candidates) == 0:
+            return []
+        dense_scores = index.vectors[candidates] @ query_vector if query_vector is not None else None
+        results = []
+        for i, pid in enumerate(candidates.tolist()):
+            scores = PassageScores(
+                bm25=float(bm25_all[pid]) if bm25_all is not None else None,
+                dense=float(dense_scores[i]) if dense_scores is not None else None,
+                fused=fused[pid],
+            )
+            primary = {"bm25": scores.bm25, "dense": scores.dense, "hybrid": scores.fused}[params.mode]
+            passage = index.passages[pid]
+            results.append(RetrievedPassage(passage, index.paragraph_of(passage), float(primary), scores))
+        results.sort(key=lambda r: (-r.score, r.passage.passage_id))
+        results = results[: params.top_k]
+        for rank, result in enumerate(results, start=1):
+            result.rank = rank
+        return results
+
+
+def _top_positive(scores: np.ndarray, k: int) -> np.ndarray:
+    """Ids of the ``k`` best strictly positive scores, best first (ties by id)."""
+    positive = np.flatnonzero(scores > 0)
+    if len(positive) > k:
+        positive = positive[np.argpartition(-scores[positive], k - 1)[:k]]
+    return positive[np.lexsort((positive, -scores[positive]))]

@@ -1,0 +1,73 @@
+"""One settings object for the whole service (environment prefix ``RAG_``).
+
+Flags of the CLI override environment variables, which override these defaults.  The fields
+that decide what an index *is* (model, chunking) are saved in the index manifest, so an index is
+never queried with a different encoder than the one that built it.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+RetrievalMode = Literal["bm25", "dense", "hybrid"]
+
+DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore")
+
+    # --- locations -----------------------------------------------------------------------
+    corpus_dir: Path = Path("corpus")
+    index_dir: Path = Path("index")
+
+    # --- embedding -----------------------------------------------------------------------
+    # A hub name, a local folder, or "hashing:<dim>" (the deterministic test encoder).
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    # 64 keeps peak memory under 1 GB with 256-token inputs and is ~10% faster than 32 on 2 cores.
+    embedding_batch_size: int = Field(64, ge=1, le=4096)
+    device: str = "cpu"
+
+    # --- chunking ------------------------------------------------------------------------
+    # MiniLM truncates at 256 word pieces; paragraphs above this are split into sentence
+    # windows.  Counting with the model's own tokenizer would tie chunking to the encoder, so we
+    # bound words instead: 180 words is ~240 word pieces for English news prose (1.3 pieces/word).
+    max_passage_words: int = Field(180, ge=16)
+    # One sentence of overlap between windows keeps an answer that straddles a window boundary
+    # together with its neighbour in at least one window.
+    window_overlap_sentences: int = Field(1, ge=0, le=5)
+
+    # --- retrieval -----------------------------------------------------------------------
+    retrieval_mode: RetrievalMode = "hybrid"
+    top_k: int = Field(5, ge=1, le=100)
+    # Each retriever contributes this many candidates to fusion.  50 gives fusion room to
+    # promote a passage ranked low by one retriever and high by the other.
+    candidate_depth: int = Field(50, ge=1, le=1000)
+    # Reciprocal rank fusion constant from Cormack et al. (2009); 60 is their tuned value.
+    rrf_k: int = Field(60, ge=1)
+    bm25_weight: float = Field(1.0, ge=0.0)
+    dense_weight: float = Field(1.0, ge=0.0)
+
+    # --- reading -------------------------------------------------------------------------
+    # "auto": the shipped span reader when its weights are installed, else the heuristic one.
+    # "heuristic", "span", or any Hugging Face extractive-QA model name or folder.
+    reader: str = "auto"
+    reader_top_k: int = Field(5, ge=1, le=50)
+    max_answer_tokens: int = Field(30, ge=1, le=200)
+    # None: the reader's own measured default threshold (see rag/reading/*.py).
+    answer_threshold: float | None = Field(None, ge=0.0, le=1.0)
+
+    # --- API -----------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    max_question_chars: int = Field(1000, ge=1)
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Stage 4: persistent storage of passages, vectors (FAISS) and the BM25 index."""
