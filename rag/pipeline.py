@@ -21,7 +21,7 @@ from rag.retrieval import RetrievalParams, Retriever
 from rag.settings import Settings
 from rag.store.builder import IndexBuilder, IndexReport
 from rag.store.corpus_index import CURRENT_FILE, CorpusIndex
-from rag.types import Answer, Citation, Document, NoAnswer, QAResult, RetrievedPassage
+from rag.types import Answer, AnswerSpan, Citation, Document, NoAnswer, QAResult, ReaderOutput, RetrievedPassage
 
 log = logging.getLogger(__name__)
 
@@ -100,32 +100,57 @@ class Pipeline:
         return passages, {"retrieve": (time.perf_counter() - started) * 1000}
 
     def ask(self, question: str, top_k: int | None = None, mode: str | None = None) -> QAResult:
-        started = time.perf_counter()
-        question = self.validate_question(question)
-        read_k = max(top_k or self.settings.top_k, self.settings.reader_top_k)
-        passages, timings = self.search(question, read_k, mode)
-        shown = passages[: top_k or self.settings.top_k]
-        if not passages:
-            timings["total"] = (time.perf_counter() - started) * 1000
-            return QAResult(question, [], shown, timings, NoAnswer("no passage in the index matches the question"))
+        return self.ask_batch([question], top_k, mode)[0]
 
-        read_started = time.perf_counter()
-        output = self.reader.read(question, passages[: self.settings.reader_top_k], top_n=MAX_ANSWERS)
-        timings["read"] = (time.perf_counter() - read_started) * 1000
+    def ask_batch(self, questions: list[str], top_k: int | None = None, mode: str | None = None) -> list[QAResult]:
+        """Answer many questions with one encoder call and batched reading (eval, bulk API).
+
+        Per-question timings are the batch's time divided evenly among its questions.
+        """
+        started = time.perf_counter()
+        questions = [self.validate_question(q) for q in questions]
+        shown_k = top_k or self.settings.top_k
+        params = RetrievalParams.from_settings(self.settings, mode, max(shown_k, self.settings.reader_top_k))
+        index = self.index
+        retrieved = self.retriever.search_batch(index, questions, params)
+        retrieved_at = time.perf_counter()
+        to_read = [i for i, passages in enumerate(retrieved) if passages]
+        outputs = self.reader.read_batch(
+            [questions[i] for i in to_read], [retrieved[i][: self.settings.reader_top_k] for i in to_read], top_n=MAX_ANSWERS
+        )
+        read_at = time.perf_counter()
+        by_question = dict(zip(to_read, outputs, strict=True))
+        n = len(questions)
+        timings = {
+            "retrieve": (retrieved_at - started) * 1000 / n,
+            "read": (read_at - retrieved_at) * 1000 / n,
+        }
+        results = []
+        for i, question in enumerate(questions):
+            output = by_question.get(i)
+            answers, no_answer = self._decide(index, output)
+            results.append(QAResult(question, answers, retrieved[i][:shown_k], dict(timings), no_answer))
+        total = (time.perf_counter() - started) * 1000 / n
+        for result in results:
+            result.timings_ms["total"] = total
+        return results
+
+    def _decide(self, index: CorpusIndex, output: ReaderOutput | None) -> tuple[list[Answer], NoAnswer | None]:
+        """Apply the answer threshold: answers above it, or the reason for abstaining."""
+        if output is None:
+            return [], NoAnswer("no passage in the index matches the question")
         threshold = self.threshold
-        answers = [self._answer(span) for span in output.spans if span.score >= threshold]
-        no_answer = None
-        if not answers:
-            best = output.spans[0].score if output.spans else None
-            reason = (
-                f"the documents do not appear to answer this: the best candidate scored {best:.3f}, "
-                f"below the threshold {threshold:.3f}"
-                if best is not None
-                else "the documents do not appear to answer this: no answer span was found in the retrieved passages"
-            )
-            no_answer = NoAnswer(reason, best, threshold)
-        timings["total"] = (time.perf_counter() - started) * 1000
-        return QAResult(question, answers, shown, timings, no_answer)
+        answers = [self._answer(index, span) for span in output.spans if span.score >= threshold]
+        if answers:
+            return answers, None
+        if not output.spans:
+            return [], NoAnswer("the documents do not appear to answer this: no answer span was found in the retrieved passages")
+        best = output.spans[0].score
+        return [], NoAnswer(
+            f"the documents do not appear to answer this: the best candidate scored {best:.3f}, below the threshold {threshold:.3f}",
+            best,
+            threshold,
+        )
 
     @property
     def threshold(self) -> float:
@@ -133,10 +158,11 @@ class Pipeline:
             return self.settings.answer_threshold
         return self.reader.default_threshold
 
-    def _answer(self, span) -> Answer:
+    def _answer(self, index: CorpusIndex, span: AnswerSpan) -> Answer:
         paragraph = span.retrieved.paragraph
         ctx_start, ctx_end = sentence_around(paragraph.text, span.start, span.end)
-        title = self.index.documents[paragraph.document_id].document.title if paragraph.document_id in self.index.documents else ""
+        stored = index.documents.get(paragraph.document_id)
+        title = stored.document.title if stored else ""
         citation = Citation(
             document_id=paragraph.document_id,
             title=title,

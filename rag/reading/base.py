@@ -23,3 +23,9 @@ class Reader(ABC):
     @abstractmethod
     def read(self, question: str, passages: Sequence[RetrievedPassage], top_n: int = 3) -> ReaderOutput:
         """Return up to ``top_n`` answer spans, best first, across all ``passages``."""
+
+    def read_batch(
+        self, questions: Sequence[str], passages: Sequence[Sequence[RetrievedPassage]], top_n: int = 3
+    ) -> list[ReaderOutput]:
+        """Read many questions at once; model readers override this to batch forward passes."""
+        return [self.read(q, p, top_n) for q, p in zip(questions, passages, strict=True)]
