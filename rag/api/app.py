@@ -1,0 +1,79 @@
+"""The FastAPI application: routers, start-up warm-up, and the error-to-status mapping."""
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from rag import __version__
+from rag.api import routes_documents, routes_health, routes_qa
+from rag.errors import (
+    DocumentNotFound,
+    IndexIncompatible,
+    IndexNotFound,
+    InvalidRequest,
+    ModelLoadError,
+    NotReady,
+    RagError,
+    UnsupportedDocument,
+)
+from rag.pipeline import Pipeline
+from rag.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+# Our exception types -> HTTP status; the pipeline never sees HTTP.
+STATUS_FOR_ERROR: list[tuple[type[RagError], int]] = [
+    (InvalidRequest, 422),
+    (UnsupportedDocument, 415),
+    (DocumentNotFound, 404),
+    (NotReady, 503),
+    (IndexNotFound, 503),
+    (IndexIncompatible, 503),
+    (ModelLoadError, 503),
+    (RagError, 400),
+]
+
+
+def create_app(settings: Settings | None = None, pipeline: Pipeline | None = None, warm_up: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+    pipeline = pipeline or Pipeline(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if warm_up:
+            # Load models and index once, before the first request (readiness turns 200 after).
+            await run_in_threadpool(pipeline.warm_up)
+        yield
+
+    app = FastAPI(
+        title="rag: extractive question answering with citations",
+        version=__version__,
+        description="Answers quoted verbatim from your documents, each cited to its exact paragraph and characters.",
+        lifespan=lifespan,
+    )
+    app.state.pipeline = pipeline
+    app.state.settings = settings
+
+    @app.exception_handler(RagError)
+    async def rag_error(request: Request, exc: RagError) -> JSONResponse:
+        status = next(code for kind, code in STATUS_FOR_ERROR if isinstance(exc, kind))
+        return JSONResponse(status_code=status, content={"detail": str(exc)})
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        messages = []
+        for error in exc.errors():
+            location = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+            messages.append(f"{location}: {error.get('msg')}")
+        return JSONResponse(status_code=422, content={"detail": "; ".join(messages)})
+
+    app.include_router(routes_health.router)
+    app.include_router(routes_qa.router)
+    app.include_router(routes_documents.router)
+    return app
+

@@ -1,0 +1,15 @@
+"""Dependency aliases shared by the routers."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from rag.pipeline import Pipeline
+
+
+def get_pipeline(request: Request) -> Pipeline:
+    return request.app.state.pipeline
+
+
+PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]

@@ -1,0 +1,23 @@
+"""Liveness and readiness probes."""
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from rag.api.deps import PipelineDep
+from rag.api.schemas import HealthResponse
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=HealthResponse)
+def healthz() -> dict:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
+def readyz(pipeline: PipelineDep):
+    if pipeline.ready:
+        return {"status": "ready", "detail": f"{len(pipeline.index)} passages"}
+    detail = "models loading" if not pipeline.models_ready else f"no index at {pipeline.index_dir}: run `rag index`"
+    return JSONResponse(status_code=503, content={"status": "not ready", "detail": detail})

@@ -1,0 +1,21 @@
+"""POST /v1/ask and POST /v1/search."""
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from rag.api.deps import PipelineDep
+from rag.api.schemas import AskRequest, AskResponse, SearchRequest, SearchResponse
+from rag.types import passage_to_dict
+
+router = APIRouter(prefix="/v1", tags=["questions"])
+
+
+@router.post("/ask", response_model=AskResponse, summary="Answer a question with cited, verbatim spans")
+def ask(body: AskRequest, pipeline: PipelineDep) -> dict:
+    return pipeline.ask(body.question, top_k=body.top_k, mode=body.mode).to_dict()
+
+
+@router.post("/search", response_model=SearchResponse, summary="Retrieve passages only")
+def search(body: SearchRequest, pipeline: PipelineDep) -> dict:
+    passages, timings = pipeline.search(body.query, top_k=body.top_k, mode=body.mode)
+    return {"query": body.query, "passages": [passage_to_dict(p) for p in passages], "timings_ms": timings}

@@ -1,0 +1,141 @@
+"""Pydantic models for every request and response body of the HTTP API."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Mode = Literal["bm25", "dense", "hybrid"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AskRequest(_Strict):
+    question: str = Field(..., min_length=1, description="A question in plain language.", examples=["Who was NATO's first Secretary General?"])
+    top_k: int | None = Field(None, ge=1, le=100, description="Passages to return (the reader reads at least reader_top_k).")
+    mode: Mode | None = Field(None, description="Retrieval mode; default hybrid.")
+
+
+class SearchRequest(_Strict):
+    query: str = Field(..., min_length=1, examples=["NATO Secretary General"])
+    top_k: int | None = Field(None, ge=1, le=100)
+    mode: Mode | None = None
+
+
+class CitationModel(BaseModel):
+    document_id: str
+    title: str
+    paragraph_index: int
+    paragraph_text: str
+    answer_start: int = Field(description="paragraph_text[answer_start:answer_end] == answer text")
+    answer_end: int
+    doc_start: int = Field(description="document text[doc_start:doc_end] == paragraph_text")
+    doc_end: int
+    section: str = ""
+
+
+class AnswerModel(BaseModel):
+    text: str
+    score: float
+    context: str = Field(description="The sentence around the answer.")
+    citation: CitationModel
+
+
+class PassageScoresModel(BaseModel):
+    bm25: float | None
+    dense: float | None
+    fused: float
+
+
+class PassageModel(BaseModel):
+    document_id: str
+    title: str
+    paragraph_index: int
+    text: str
+    paragraph_start: int
+    doc_start: int
+    doc_end: int
+    section: str
+    score: float
+    scores: PassageScoresModel
+
+
+class NoAnswerModel(BaseModel):
+    reason: str
+    best_score: float | None = None
+    threshold: float | None = None
+
+
+class AskResponse(BaseModel):
+    question: str
+    answers: list[AnswerModel]
+    passages: list[PassageModel]
+    no_answer: NoAnswerModel | None = None
+    timings_ms: dict[str, float]
+
+
+class SearchResponse(BaseModel):
+    query: str
+    passages: list[PassageModel]
+    timings_ms: dict[str, float]
+
+
+class DocumentIn(_Strict):
+    text: str = Field(..., min_length=1, description="Plain text; paragraphs separated by newlines.")
+    document_id: str | None = Field(None, min_length=1, max_length=200, description="Upsert key; default: slug of the title.")
+    title: str | None = Field(None, max_length=500)
+    author: str | None = Field(None, max_length=500)
+    publisher: str | None = Field(None, max_length=500)
+    source_url: str | None = Field(None, max_length=2000)
+
+
+class DocumentInfo(BaseModel):
+    document_id: str
+    title: str
+    author: str = ""
+    publisher: str = ""
+    source_url: str = ""
+    source_path: str = ""
+    content_hash: str
+    origin: str
+    passages: int
+    characters: int
+
+
+class DocumentList(BaseModel):
+    documents: list[DocumentInfo]
+
+
+class ParagraphModel(BaseModel):
+    paragraph_index: int
+    text: str
+    doc_start: int
+    doc_end: int
+    section: str
+
+
+class DocumentDetail(DocumentInfo):
+    text: str
+    paragraphs: list[ParagraphModel]
+
+
+class IndexChange(BaseModel):
+    document_ids: list[str]
+    added: list[str]
+    updated: list[str]
+    unchanged: list[str]
+    removed: list[str]
+    documents: int
+    passages: int
+    version: str
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+
+
+class HealthResponse(BaseModel):
+    status: str
+    detail: str = ""
