@@ -26,6 +26,7 @@ PDF_SUFFIXES = {".pdf"}
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES
 SIDECAR_SUFFIX = ".meta.json"
 METADATA_FIELDS = ("title", "author", "publisher", "source_url")
+_SLUG = re.compile(r"[a-z0-9]+(?:-{1,2}[a-z0-9]+)*")
 
 # Block-level HTML elements whose text becomes one paragraph each.
 _HTML_BLOCKS = ["p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "pre", "td", "th", "dd", "dt", "figcaption"]
@@ -139,7 +140,7 @@ def document_from_text(
         raise UnsupportedDocument("document is empty (no text found)")
     meta = {k: str(v) for k, v in (metadata or {}).items() if k in METADATA_FIELDS and v}
     return Document(
-        document_id=slugify(document_id),
+        document_id=document_id if _SLUG.fullmatch(document_id) else slugify(document_id),
         text=text,
         source_path=source_path,
         content_hash=content_hash(text, meta),
