@@ -91,6 +91,9 @@ class SentenceTransformerEncoder(Encoder):
             if self._model is not None:
                 return
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # "Loading weights" bars on every start are noise
 
             location = self._location()
             try:

@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import bm25s
 import numpy as np
 import Stemmer
+
+# bm25s logs every index build at DEBUG through its own handler; keep it quiet.
+logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 PARAMS_FILE = "rag_bm25.json"
 # Lucene's defaults; k1=1.2-1.5 and b=0.75 are the values BEIR's BM25 baselines use.
