@@ -1,0 +1,268 @@
+"""OpenAI-compatible chat: GET /v1/models and POST /v1/chat/completions (plain and streaming).
+
+Any OpenAI client (the ``openai`` package, Open WebUI, LibreChat) can talk to the service: the
+collections are listed as models, the latest user message is answered extractively (after
+follow-up rewriting, see ``rag.chat``), and the citations travel as ``message.annotations``
+(``url_citation``) plus a ``citations`` extension field with the ``/v1/ask`` citation objects.
+Errors use OpenAI's shape ``{"error": {"message", "type", "param", "code"}}`` and are 4xx for bad
+input.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sse_starlette import EventSourceResponse
+from starlette.concurrency import run_in_threadpool
+
+from rag.api.deps import PipelineDep
+from rag.chat import ChatAnswer, ChatTurn, Rewrite, build_chat_answer, count_tokens, rewrite_question
+from rag.errors import InvalidRequest, RagError
+from rag.pipeline import Pipeline
+from rag.types import Citation
+
+router = APIRouter(prefix="/v1", tags=["chat (OpenAI-compatible)"])
+
+DEFAULT_MODEL = "rag-default"
+_STARTED = int(time.time())
+
+
+# ----------------------------------------------------------------------------- request models
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str
+    text: str | None = None
+
+
+class ChatMessageIn(BaseModel):
+    model_config = ConfigDict(extra="allow")  # name, tool_calls, ... are accepted and ignored
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[ContentPart] | None = None
+
+    def text(self) -> str:
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "\n".join(p.text or "" for p in self.content if p.type in ("text", "input_text") and p.text)
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(BaseModel):
+    """OpenAI's request body; sampling parameters (temperature, max_tokens, ...) are accepted and ignored."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str = Field(..., min_length=1, examples=[DEFAULT_MODEL])
+    messages: list[ChatMessageIn] = Field(..., min_length=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    n: int | None = Field(None, ge=1, le=1, description="Only one choice is produced.")
+    top_k: int | None = Field(None, ge=1, le=100, description="Extension: passages retrieved (as in /v1/ask).")
+    mode: Literal["bm25", "dense", "hybrid"] | None = Field(None, description="Extension: retrieval mode.")
+
+
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """The model's JSON schema with its local ``$defs`` inlined, so it is valid inside the OpenAPI document."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return walk(defs[ref.removeprefix("#/$defs/")])
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(schema)
+
+
+_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": _inline_refs(ChatCompletionRequest.model_json_schema())}}}}
+
+
+# ----------------------------------------------------------------------------- errors
+class OpenAIError(Exception):
+    def __init__(self, status: int, message: str, type_: str = "invalid_request_error", param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.type, self.param, self.code = status, message, type_, param, code
+
+    def response(self) -> JSONResponse:
+        body = {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+        return JSONResponse(status_code=self.status, content=body)
+
+
+def _from_rag_error(exc: RagError) -> OpenAIError:
+    from rag.api.app import STATUS_FOR_ERROR  # late: app imports this module
+
+    if isinstance(exc, InvalidRequest):
+        return OpenAIError(400, str(exc), param="messages")
+    status = next(code for kind, code in STATUS_FOR_ERROR if isinstance(exc, kind))
+    return OpenAIError(status, str(exc), "service_unavailable" if status == 503 else "invalid_request_error")
+
+
+# ----------------------------------------------------------------------------- models
+def model_ids(pipeline: Pipeline) -> list[str]:
+    """The collections served as models: for now the one configured index."""
+    return [DEFAULT_MODEL]
+
+
+def _model(model_id: str) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": _STARTED, "owned_by": "rag"}
+
+
+@router.get("/models", summary="List the collections as models")
+def list_models(pipeline: PipelineDep) -> dict:
+    return {"object": "list", "data": [_model(m) for m in model_ids(pipeline)]}
+
+
+@router.get("/models/{model_id}", summary="One model")
+def get_model(model_id: str, pipeline: PipelineDep):
+    if model_id not in model_ids(pipeline):
+        return _unknown_model(model_id, pipeline).response()
+    return _model(model_id)
+
+
+def _unknown_model(model_id: str, pipeline: Pipeline) -> OpenAIError:
+    known = ", ".join(model_ids(pipeline))
+    return OpenAIError(404, f"The model {model_id!r} does not exist; available: {known}", param="model", code="model_not_found")
+
+
+# ----------------------------------------------------------------------------- completions
+async def _parse(request: Request) -> ChatCompletionRequest:
+    raw = await request.body()
+    try:
+        data = json.loads(raw or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise OpenAIError(400, f"malformed JSON body: {exc}") from exc
+    try:
+        return ChatCompletionRequest.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+        raise OpenAIError(400, f"{where}: {first.get('msg')}", param=where) from exc
+
+
+def _history(body: ChatCompletionRequest) -> list[ChatTurn]:
+    turns = [ChatTurn(m.role, m.text()) for m in body.messages if m.role in ("user", "assistant")]
+    users = [t for t in turns if t.role == "user"]
+    if not users:
+        raise OpenAIError(400, "messages: no user message; the latest user message is the question", param="messages")
+    if not users[-1].content.strip():
+        raise OpenAIError(400, "messages: the latest user message has no text", param="messages")
+    return turns
+
+
+def public_base_url(request: Request, pipeline: Pipeline) -> str:
+    """Where browsers reach this service: ``RAG_PUBLIC_URL`` when set, else the request's own base URL.
+
+    Set it when clients call the service under an address users cannot open (Open WebUI in
+    Docker calling ``http://host.docker.internal:8000``), so citation links still work.
+    """
+    configured = getattr(pipeline.settings, "public_url", None) or os.environ.get("RAG_PUBLIC_URL", "")
+    return (str(configured) if configured else str(request.base_url)).rstrip("/")
+
+
+def _paragraph_url(request: Request, pipeline: Pipeline):
+    base = public_base_url(request, pipeline)
+
+    def url(citation: Citation) -> str:
+        return f"{base}/documents/{quote(citation.document_id, safe='')}#p{citation.paragraph_index}"
+
+    return url
+
+
+def _answer(pipeline: Pipeline, body: ChatCompletionRequest, request: Request) -> tuple[ChatAnswer, list[ChatTurn]]:
+    turns = _history(body)
+    rewrite: Rewrite = rewrite_question(turns)
+    result = pipeline.ask(rewrite.question, top_k=body.top_k, mode=body.mode)
+    sources = {doc_id: stored.document.source_url for doc_id, stored in pipeline.index.documents.items()}
+    return build_chat_answer(result, rewrite, _paragraph_url(request, pipeline), sources), turns
+
+
+def _usage(turns: list[ChatTurn], content: str) -> dict[str, int]:
+    prompt = sum(count_tokens(t.content) for t in turns)
+    completion = count_tokens(content)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _extensions(answer: ChatAnswer) -> dict[str, Any]:
+    return {
+        "rewritten_question": answer.rewrite.question,
+        "rewrite": {"original": answer.rewrite.original, "rule": answer.rewrite.rule, "subject": answer.rewrite.subject},
+        "citations": answer.citations,
+        "answers": answer.answers,
+        "no_answer": answer.no_answer,
+    }
+
+
+@router.post("/chat/completions", openapi_extra=_BODY, summary="OpenAI-compatible chat: cited extractive answers")
+async def chat_completions(request: Request, pipeline: PipelineDep):
+    try:
+        body = await _parse(request)
+        if body.model not in model_ids(pipeline):
+            raise _unknown_model(body.model, pipeline)
+        answer, turns = await run_in_threadpool(_answer, pipeline, body, request)
+    except OpenAIError as exc:
+        return exc.response()
+    except RagError as exc:
+        return _from_rag_error(exc).response()
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    created = int(time.time())
+    usage = _usage(turns, answer.content)
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        chunks = _chunks(completion_id, created, body.model, answer, usage if include_usage else None)
+        return EventSourceResponse(chunks, ping=15)
+    message = {"role": "assistant", "content": answer.content, "refusal": None, "annotations": [a.to_dict() for a in answer.annotations]}
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": body.model,
+        "system_fingerprint": None,
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
+        "usage": usage,
+        **_extensions(answer),
+    }
+
+
+def _pieces(content: str, words: int = 4) -> list[str]:
+    """The content cut into a few words per chunk (concatenating them gives it back exactly)."""
+    tokens = [m.group(0) for m in re.finditer(r"\s*\S+", content)]
+    tail = content[len("".join(tokens)) :]
+    pieces = ["".join(tokens[i : i + words]) for i in range(0, len(tokens), words)] or [""]
+    pieces[-1] += tail
+    return pieces
+
+
+async def _chunks(completion_id: str, created: int, model: str, answer: ChatAnswer, usage: dict | None) -> AsyncIterator[dict]:
+    """role, content pieces, then the citations chunk, the finish chunk, [usage], and [DONE]."""
+
+    def chunk(delta: dict, finish: str | None = None, **extra: Any) -> dict:
+        body = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model, "system_fingerprint": None}
+        body["choices"] = [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]
+        return {"data": json.dumps({**body, **extra}, ensure_ascii=False)}
+
+    yield chunk({"role": "assistant", "content": ""}, rewritten_question=answer.rewrite.question)
+    for piece in _pieces(answer.content):
+        yield chunk({"content": piece})
+    yield chunk({"annotations": [a.to_dict() for a in answer.annotations]}, **_extensions(answer))
+    yield chunk({}, "stop")
+    if usage is not None:
+        final = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [], "usage": usage}
+        yield {"data": json.dumps(final)}
+    yield {"data": "[DONE]"}
