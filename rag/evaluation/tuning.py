@@ -1,0 +1,73 @@
+"""``rag eval --beir DIR --split train --tune``: grid-search hybrid fusion on training queries.
+
+Every grid point runs the real ``Retriever`` (so the tuned numbers are the service's); query
+vectors are computed once and cached, since fusion parameters do not change them.  Only the
+ratio of the two weights matters to rank fusion, so ``bm25_weight`` stays 1.
+"""
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from rag.embedding import Encoder
+from rag.evaluation import metrics as M
+from rag.evaluation.benchmarks import _index_folder, beir_params, beir_run, build_beir_index
+from rag.evaluation.datasets import BeirSet
+from rag.pipeline import Pipeline
+from rag.retrieval import Retriever
+
+DENSE_WEIGHTS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0)
+RRF_KS = (5, 20, 60, 120)
+DEPTHS = (20, 50, 100, 200)
+
+
+class CachedQueryEncoder(Encoder):
+    """Wraps an encoder; remembers the vector of every text it has encoded."""
+
+    def __init__(self, inner: Encoder):
+        self.inner = inner
+        self.name = inner.name
+        self._cache: dict[str, np.ndarray] = {}
+
+    @property
+    def dimension(self) -> int:
+        return self.inner.dimension
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, show_progress: bool | None = None) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if missing:
+            for text, vector in zip(missing, self.inner.encode(missing, batch_size=batch_size, show_progress=False), strict=True):
+                self._cache[text] = vector
+        return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, self.dimension), dtype=np.float32)
+
+
+def tune_fusion(pipeline: Pipeline, beir: BeirSet, *, index_dir: Path | None = None,
+                dense_weights: Sequence[float] = DENSE_WEIGHTS, rrf_ks: Sequence[int] = RRF_KS,
+                depths: Sequence[int] = DEPTHS) -> dict:
+    """nDCG@10 (and recall@100, mrr@10) of every grid point, best first, plus the single retrievers."""
+    with _index_folder(index_dir) as folder:
+        pipeline, back, _ = build_beir_index(pipeline, beir, Path(folder))
+        retriever = Retriever(CachedQueryEncoder(pipeline.encoder))
+        rows = []
+        for mode in ("bm25", "dense"):
+            run, _ = beir_run(pipeline, beir, back, beir_params(pipeline, mode), retriever=retriever, show_progress=False)
+            rows.append({"mode": mode, **M.beir_metrics(beir.qrels, run)})
+        started = time.perf_counter()
+        for dense_weight, rrf_k, depth in itertools.product(dense_weights, rrf_ks, depths):
+            params = beir_params(pipeline, "hybrid", bm25_weight=1.0, dense_weight=dense_weight, rrf_k=rrf_k, candidate_depth=depth)
+            run, _ = beir_run(pipeline, beir, back, params, retriever=retriever, show_progress=False)
+            rows.append({"mode": "hybrid", "dense_weight": dense_weight, "rrf_k": rrf_k, "candidate_depth": depth,
+                         **M.beir_metrics(beir.qrels, run)})
+        hybrid = sorted((r for r in rows if r["mode"] == "hybrid"), key=lambda r: (-r["ndcg@10"], -r["recall@100"]))
+        return {
+            "split": beir.split,
+            "queries": len(beir.queries),
+            "single": [r for r in rows if r["mode"] != "hybrid"],
+            "best": hybrid[0] if hybrid else None,
+            "grid": hybrid,
+            "grid_seconds": round(time.perf_counter() - started, 1),
+        }
