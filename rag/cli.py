@@ -121,6 +121,11 @@ def serve_command(
     uvicorn.run(create_app(settings, pipeline), host=settings.host, port=settings.port, log_level="info")
 
 
+from rag.bench.command import bench_command  # noqa: E402 - registered after the core commands
+
+app.command("bench")(bench_command)
+
+
 def main() -> None:  # pragma: no cover
     app()
 

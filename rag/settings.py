@@ -14,6 +14,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RetrievalMode = Literal["bm25", "dense", "hybrid"]
+VectorBackend = Literal["faiss", "milvus"]
+FaissIndexKind = Literal["auto", "flat", "hnsw", "ivfpq"]
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -51,6 +53,29 @@ class Settings(BaseSettings):
     rrf_k: int = Field(60, ge=1)
     bm25_weight: float = Field(1.0, ge=0.0)
     dense_weight: float = Field(1.0, ge=0.0)
+
+    # --- vector store (see rag/store/faiss_store.py and docs/deploy.md) ---------------------
+    # "faiss": an embedded index file inside each index version (the default);
+    # "milvus": a Milvus collection per index version, reached at ``milvus_uri``.
+    vector_backend: VectorBackend = "faiss"
+    # "auto" picks by corpus size: exact search up to faiss_hnsw_min_passages, HNSW up to
+    # faiss_ivfpq_min_passages, IVF-PQ with exact re-ranking beyond (measured in
+    # eval/BENCHMARKS.md).  "flat", "hnsw" or "ivfpq" force one kind.
+    faiss_index: FaissIndexKind = "auto"
+    faiss_hnsw_min_passages: int = Field(50_000, ge=1)
+    faiss_ivfpq_min_passages: int = Field(500_000, ge=1)
+    # Query-time knobs (recorded in the manifest; these override them when set).
+    faiss_hnsw_ef_search: int | None = Field(None, ge=1, le=4096)
+    faiss_ivf_nprobe: int | None = Field(None, ge=1, le=65536)
+    # A file path runs Milvus Lite embedded (e.g. index/milvus.db); http://host:19530 reaches a
+    # Milvus server or cluster.  Empty: <index_dir>/milvus.db.
+    milvus_uri: str = ""
+    milvus_token: str = ""
+    # Each index version gets its own collection, "<milvus_collection>_<version>", so a new
+    # version never disturbs queries on the old one (atomic switch as with FAISS files).
+    milvus_collection: str = "rag_passages"
+    # AUTOINDEX lets Milvus choose (HNSW on a cluster; Milvus Lite supports FLAT, IVF_FLAT, AUTOINDEX).
+    milvus_index_type: str = "AUTOINDEX"
 
     # --- reading -------------------------------------------------------------------------
     # "auto": the shipped span reader when its weights are installed, else the heuristic one.

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from rag import __version__
+from rag.api import routes_batch
 from rag.api import routes_chat, routes_documents, routes_health, routes_qa, routes_web
 from rag.errors import (
     DocumentNotFound,
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
 
     app.include_router(routes_health.router)
     app.include_router(routes_qa.router)
+    app.include_router(routes_batch.router)
     app.include_router(routes_documents.router)
     app.include_router(routes_chat.router)
     app.include_router(routes_web.router)

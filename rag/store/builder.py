@@ -17,7 +17,7 @@ from rag.embedding import Encoder
 from rag.errors import IndexIncompatible, IndexNotFound
 from rag.settings import Settings
 from rag.store.corpus_index import FORMAT_VERSION, CorpusIndex, StoredDocument
-from rag.store.faiss_store import FaissStore
+from rag.store.factory import make_vector_store
 from rag.store.lexical import LexicalIndex
 from rag.types import Document, Paragraph, Passage
 
@@ -108,7 +108,7 @@ class IndexBuilder:
 
     def _load_previous(self, index_dir: Path) -> CorpusIndex | None:
         try:
-            return CorpusIndex.load(index_dir, mmap=True)
+            return CorpusIndex.load(index_dir, mmap=True, settings=self.settings, with_dense=False)
         except IndexNotFound:
             return None
         except IndexIncompatible as exc:
@@ -168,7 +168,7 @@ class IndexBuilder:
             paragraphs.update({(p.document_id, p.paragraph_index): p for p in doc_paragraphs})
 
         vectors = self._vectors(passages, rows, report)
-        dense = FaissStore()
+        dense = make_vector_store(self.settings)
         dense.build(vectors)
         lexical = LexicalIndex()
         lexical.build([_lexical_text(p) for p in passages])

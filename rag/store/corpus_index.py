@@ -25,7 +25,9 @@ import numpy as np
 
 from rag import __version__
 from rag.errors import IndexIncompatible, IndexNotFound
-from rag.store.faiss_store import FaissStore
+from rag.settings import get_settings
+from rag.store.base import VectorStore
+from rag.store.factory import drop_vector_store, load_vector_store
 from rag.store.lexical import LexicalIndex
 from rag.types import Document, Paragraph, Passage
 
@@ -57,7 +59,7 @@ class CorpusIndex:
         paragraphs: dict[tuple[str, int], Paragraph],
         passages: list[Passage],
         vectors: np.ndarray,
-        dense: FaissStore,
+        dense: VectorStore | None,
         lexical: LexicalIndex,
         folder: Path | None = None,
     ):
@@ -106,6 +108,9 @@ class CorpusIndex:
             _fsync_dir(index_dir)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
+            drop = getattr(self.dense, "drop", None)  # a collection built for this version
+            if drop is not None:
+                drop()
             raise
         _atomic_write(index_dir / CURRENT_FILE, folder.name + "\n")
         self.folder = folder
@@ -113,7 +118,12 @@ class CorpusIndex:
         return folder
 
     @classmethod
-    def load(cls, index_dir: Path, expected_model: str | None = None, mmap: bool = True) -> CorpusIndex:
+    def load(
+        cls, index_dir: Path, expected_model: str | None = None, mmap: bool = True, settings=None, with_dense: bool = True
+    ) -> CorpusIndex:
+        """``settings`` (default: the environment's) give the vector store's connection details
+        and query-time knobs; the manifest says which backend built the version.  The index
+        builder passes ``with_dense=False``: it reuses vectors, never the old vector store."""
         folder = current_version(index_dir)
         manifest = read_manifest(folder)
         check_compatible(manifest, expected_model, index_dir)
@@ -124,7 +134,9 @@ class CorpusIndex:
         paragraphs = {(p.document_id, p.paragraph_index): p for p in (Paragraph(**r) for r in _read_jsonl(folder / "paragraphs.jsonl"))}
         passages = [Passage(**r) for r in _read_jsonl(folder / "passages.jsonl")]
         vectors = np.load(folder / "vectors.npy", mmap_mode="r" if mmap else None)
-        dense = FaissStore.load(folder / "dense")
+        dense = None
+        if with_dense:
+            dense = load_vector_store(folder / "dense", manifest.get("dense", {}), settings or get_settings(), mmap=mmap)
         lexical = LexicalIndex.load(folder / "bm25")
         return cls(manifest, documents, paragraphs, passages, vectors, dense, lexical, folder)
 
@@ -204,6 +216,10 @@ def _remove_old_versions(index_dir: Path, keep: str) -> None:
         reverse=True,
     )
     for old in versions[KEEP_OLD_VERSIONS:]:
+        try:
+            drop_vector_store(old / "dense", read_manifest(old).get("dense", {}), get_settings())
+        except (OSError, ValueError):
+            pass  # no readable manifest: nothing outside the folder to free
         shutil.rmtree(old, ignore_errors=True)
     for stale in index_dir.glob(".tmp-*"):  # left by a writer that was killed mid-build
         shutil.rmtree(stale, ignore_errors=True)

@@ -1,10 +1,29 @@
-"""FAISS backend: exact inner product (IndexFlatIP) over normalised vectors = cosine similarity.
+"""FAISS backend: inner product over unit vectors (= cosine), index kind chosen by corpus size.
 
-Exact search costs ~1 ms per 10^4 passages at 384 dimensions on one core, well inside the
-latency budget for corpora up to ~10^5 passages.
+``auto`` picks, by the number of passages N (384-dim MiniLM vectors, one query at a time, on
+the 2-core reference machine; numbers from ``rag bench scale``, see eval/BENCHMARKS.md):
+
+* N < 50,000: ``flat`` (IndexFlatIP), exact.  A query scans every vector: ~0.1 ms per 10^3
+  passages, so ~5 ms at 5*10^4, where an approximate index starts to pay for its build time.
+* 50,000 <= N < 500,000: ``hnsw`` (IndexHNSWFlat, M=32, efConstruction=40, efSearch=128):
+  recall@10 against exact >= 0.99 at 10^5 in ~1 ms per query.  Memory is the float vectors plus
+  ~260 bytes of graph per vector; the build costs ~1-2 ms per vector on 2 cores, which is why
+  it stops at 5*10^5.
+* N >= 500,000: ``ivfpq`` (IVF with 4*sqrt(N) lists rounded to a power of two, PQ with
+  8 dimensions per byte, nprobe=64, re-ranked exactly by IndexRefineFlat over k*8 candidates):
+  builds ~10x faster than HNSW, and with memory mapping only the PQ codes (48 bytes per
+  vector at 384 dimensions) and the lists stay resident; re-ranking reads ~80 full vectors per
+  query from the mapped file.
+
+Loading memory-maps the stored float vectors (``faiss.IO_FLAG_MMAP_IFC``: the flat storage of
+``flat``, ``hnsw`` and the re-ranking stage of ``ivfpq``), so opening even a large index is
+instant and its vectors live in the page cache, shared between processes, not on the heap.
 """
 from __future__ import annotations
 
+import json
+import math
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import faiss
@@ -13,38 +32,175 @@ import numpy as np
 from rag.store.base import VectorStore
 
 INDEX_FILE = "faiss.index"
+PARAMS_FILE = "faiss.json"
+KINDS = ("flat", "hnsw", "ivfpq")
+# Batches of at least this many queries use every core (and BLAS for flat search).
+SINGLE_THREAD_BELOW = 8
+
+
+@dataclass(frozen=True)
+class FaissConfig:
+    kind: str = "auto"  # auto | flat | hnsw | ivfpq
+    hnsw_min_passages: int = 50_000
+    ivfpq_min_passages: int = 500_000
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 100
+    hnsw_ef_search: int = 256
+    ivf_nprobe: int = 64
+    pq_dims_per_byte: int = 8
+    refine_factor: int = 16
+    # Training points per IVF list (faiss warns below 39) and k-means iterations: more of either
+    # only slows the build down (faiss' defaults, 256 and 25, cost ~10x the time for <0.5% recall).
+    train_per_list: int = 64
+    kmeans_iterations: int = 10
+
+    @classmethod
+    def from_settings(cls, settings) -> FaissConfig:
+        config = cls(
+            kind=settings.faiss_index,
+            hnsw_min_passages=settings.faiss_hnsw_min_passages,
+            ivfpq_min_passages=settings.faiss_ivfpq_min_passages,
+        )
+        return config.with_overrides(settings.faiss_hnsw_ef_search, settings.faiss_ivf_nprobe)
+
+    def with_overrides(self, ef_search: int | None = None, nprobe: int | None = None) -> FaissConfig:
+        if ef_search:
+            self = replace(self, hnsw_ef_search=ef_search)
+        if nprobe:
+            self = replace(self, ivf_nprobe=nprobe)
+        return self
+
+    def kind_for(self, n: int) -> str:
+        if self.kind != "auto":
+            return self.kind
+        if n < self.hnsw_min_passages:
+            return "flat"
+        return "hnsw" if n < self.ivfpq_min_passages else "ivfpq"
+
+
+def ivf_lists(n: int) -> int:
+    """sqrt(N) rounded to a power of two, and at least 39 training points per list."""
+    target = math.sqrt(max(n, 1))
+    nlist = 2 ** max(0, round(math.log2(target)))
+    return max(1, min(nlist, n // 39 or 1))
+
+
+def pq_subquantizers(dimension: int, dims_per_byte: int) -> int:
+    """The largest m <= dimension / dims_per_byte that divides the dimension."""
+    m = max(1, dimension // dims_per_byte)
+    while dimension % m:
+        m -= 1
+    return m
 
 
 class FaissStore(VectorStore):
     backend = "faiss"
 
-    def __init__(self, index: faiss.Index | None = None):
+    def __init__(self, config: FaissConfig | None = None, index: faiss.Index | None = None, kind: str = "flat", mmap: bool = False):
+        self.config = config or FaissConfig()
         self._index = index
+        self.kind = kind
+        self.mmap = mmap
 
+    # ------------------------------------------------------------------------- build
     def build(self, vectors: np.ndarray) -> None:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        index = faiss.IndexFlatIP(vectors.shape[1])
-        if len(vectors):
+        n, d = vectors.shape
+        self.kind = self.config.kind_for(n)
+        if self.kind == "flat" or n == 0:
+            self.kind = "flat"
+            index = faiss.IndexFlatIP(d)
+        elif self.kind == "hnsw":
+            index = faiss.IndexHNSWFlat(d, self.config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = self.config.hnsw_ef_construction
+        elif self.kind == "ivfpq":
+            index = self._train_ivfpq(vectors)
+        else:
+            raise ValueError(f"unknown FAISS index kind {self.kind!r}; use auto, {', '.join(KINDS)}")
+        if n:
             index.add(vectors)
         self._index = index
+        self._apply_search_params()
 
+    def _train_ivfpq(self, vectors: np.ndarray) -> faiss.Index:
+        n, d = vectors.shape
+        nlist = ivf_lists(n)
+        m = pq_subquantizers(d, self.config.pq_dims_per_byte)
+        nbits = 8 if n >= 256 * 39 else max(1, min(8, int(math.log2(max(n // 39, 2)))))
+        base = faiss.index_factory(d, f"IVF{nlist},PQ{m}x{nbits}", faiss.METRIC_INNER_PRODUCT)
+        ivf = faiss.downcast_index(faiss.extract_index_ivf(base))
+        ivf.cp.niter = self.config.kmeans_iterations
+        # Polysemous training (on by default) re-orders PQ codes for Hamming filtering, which
+        # we do not use; it costs minutes per build (240 s of a 241 s train at 2*10^4 vectors).
+        ivf.do_polysemous_training = False
+        sample = min(n, max(nlist * self.config.train_per_list, 256 * 39))
+        rng = np.random.default_rng(0)
+        train = vectors if sample >= n else vectors[np.sort(rng.choice(n, sample, replace=False))]
+        base.train(train)
+        return faiss.IndexRefineFlat(base)
+
+    def _apply_search_params(self) -> None:
+        if self._index is None:
+            return
+        if self.kind == "hnsw":
+            faiss.downcast_index(self._index).hnsw.efSearch = self.config.hnsw_ef_search
+        elif self.kind == "ivfpq":
+            refine = faiss.downcast_index(self._index)
+            refine.k_factor = float(self.config.refine_factor)
+            faiss.extract_index_ivf(refine.base_index).nprobe = self.config.ivf_nprobe
+
+    # ------------------------------------------------------------------------- query
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         if self._index is None or self._index.ntotal == 0 or k <= 0:
             n = len(queries)
             return np.zeros((n, 0), dtype=np.float32), np.zeros((n, 0), dtype=np.int64)
-        return self._index.search(queries, min(k, self._index.ntotal))
+        k = min(k, self._index.ntotal)
+        if len(queries) >= SINGLE_THREAD_BELOW:
+            return self._index.search(queries, k)
+        # One query is too little work to share: on 2 busy cores, waking a second OpenMP thread
+        # costs more than the search (IndexFlatIP at 10^5: 9 ms on one thread, 56 ms on two).
+        # The thread count is per calling thread in OpenMP, so we restore it for the encoder.
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            return self._index.search(queries, k)
+        finally:
+            faiss.omp_set_num_threads(threads)
 
+    # ------------------------------------------------------------------------- persistence
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         faiss.write_index(self._index, str(folder / INDEX_FILE))
+        (folder / PARAMS_FILE).write_text(json.dumps(self.describe(), indent=2))
 
     @classmethod
-    def load(cls, folder: Path) -> FaissStore:
-        return cls(faiss.read_index(str(folder / INDEX_FILE)))
+    def load(cls, folder: Path, ef_search: int | None = None, nprobe: int | None = None, mmap: bool = True) -> FaissStore:
+        """Open a saved index; ``ef_search`` / ``nprobe`` override the saved query-time knobs."""
+        saved = {}
+        if (folder / PARAMS_FILE).is_file():
+            saved = json.loads((folder / PARAMS_FILE).read_text())
+        fields = FaissConfig.__dataclass_fields__
+        config = FaissConfig(**{k: v for k, v in saved.get("params", {}).items() if k in fields})
+        config = config.with_overrides(ef_search, nprobe)
+        flags = faiss.IO_FLAG_MMAP_IFC if mmap else 0
+        store = cls(config, faiss.read_index(str(folder / INDEX_FILE), flags), kind=saved.get("index", "flat"), mmap=mmap)
+        store._apply_search_params()
+        return store
 
     def __len__(self) -> int:
         return 0 if self._index is None else int(self._index.ntotal)
 
+    def memory_bytes(self) -> int:
+        """Size of the serialised index: what it occupies in RAM when loaded without mmap."""
+        return 0 if self._index is None else int(faiss.serialize_index(self._index).nbytes)
+
     def describe(self) -> dict:
-        return {"backend": self.backend, "index": "IndexFlatIP", "metric": "inner_product"}
+        params = asdict(self.config)
+        params.pop("kind")
+        info = {"backend": self.backend, "index": self.kind, "metric": "inner_product", "params": params}
+        if self._index is not None and self.kind == "ivfpq":
+            ivf = faiss.extract_index_ivf(faiss.downcast_index(self._index).base_index)
+            info["nlist"] = int(ivf.nlist)
+            info["pq_m"] = int(faiss.downcast_index(ivf).pq.M)
+        return info

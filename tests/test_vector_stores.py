@@ -1,0 +1,178 @@
+"""The same retrieval tests over every vector store: FAISS flat, FAISS HNSW, and Milvus Lite.
+
+Milvus Lite (pip package milvus-lite) is started by the tests themselves, embedded, on a file
+in a temporary folder; the same MilvusStore code reaches a Milvus cluster by an http:// URI.
+The Milvus tests skip, saying why, only when Milvus Lite cannot start on this machine.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import assert_offsets
+from rag.ingest import document_from_text
+from rag.pipeline import Pipeline
+from rag.settings import Settings
+from rag.store.corpus_index import CorpusIndex
+from rag.store.factory import load_vector_store, make_vector_store
+from rag.store.faiss_store import FaissConfig, FaissStore, ivf_lists, pq_subquantizers
+
+BACKENDS = ["faiss-flat", "faiss-hnsw", "milvus-lite"]
+
+
+@pytest.fixture(scope="session")
+def milvus_db(tmp_path_factory) -> str:
+    """A Milvus Lite database for the whole session (starting it takes ~1 s)."""
+    try:
+        import milvus_lite  # noqa: F401
+        from rag.store.milvus_store import get_client
+    except ImportError as exc:
+        pytest.skip(f"Milvus Lite is not installed (pip install milvus-lite): {exc}")
+    path = str(tmp_path_factory.mktemp("milvus") / "milvus.db")
+    try:
+        get_client(path).list_collections()
+    except Exception as exc:  # noqa: BLE001 - any start-up failure means "cannot run here"
+        pytest.skip(f"Milvus Lite cannot start on this machine: {exc}")
+    return path
+
+
+def _settings(backend: str, base: Path, request) -> Settings:
+    options: dict = {"faiss_index": "flat"}
+    if backend == "faiss-hnsw":
+        options = {"faiss_index": "hnsw"}
+    elif backend == "milvus-lite":
+        options = {"vector_backend": "milvus", "milvus_uri": request.getfixturevalue("milvus_db")}
+    return Settings(index_dir=base / "index", embedding_model="hashing:256", reader="heuristic", **options)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def store_settings(backend, tmp_path, request) -> Settings:
+    return _settings(backend, tmp_path, request)
+
+
+@pytest.fixture
+def pipeline(store_settings: Settings, corpus_dir: Path) -> Pipeline:
+    pipeline = Pipeline(store_settings.model_copy(update={"corpus_dir": corpus_dir}))
+    pipeline.warm_up()
+    pipeline.index_paths([corpus_dir])
+    return pipeline
+
+
+def _unit(n: int, d: int, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+# ------------------------------------------------------------------ the store on its own
+def test_store_finds_exact_neighbours_and_survives_save_load(store_settings: Settings, tmp_path: Path):
+    vectors, queries = _unit(300, 32), _unit(5, 32, seed=1)
+    store = make_vector_store(store_settings)
+    store.build(vectors)
+    assert len(store) == 300
+    truth = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
+    scores, ids = store.search(queries, 10)
+    assert ids.shape == (5, 10) and np.array_equal(ids, truth)
+    assert np.allclose(scores, np.take_along_axis(queries @ vectors.T, truth, axis=1), atol=1e-4)
+    store.save(tmp_path / "dense")
+    loaded = load_vector_store(tmp_path / "dense", store.describe(), store_settings)
+    assert len(loaded) == 300 and np.array_equal(loaded.search(queries, 10)[1], truth)
+    # k beyond the size returns everything; one query as a 1-d vector works too
+    assert loaded.search(queries[0], 500)[1].shape == (1, 300)
+
+
+def test_empty_store(store_settings: Settings):
+    store = make_vector_store(store_settings)
+    store.build(np.zeros((0, 16), dtype=np.float32))
+    scores, ids = store.search(_unit(2, 16), 5)
+    assert len(store) == 0 and ids.shape[0] == 2 and ids.shape[1] == 0
+
+
+# ------------------------------------------------------------------ retrieval through the pipeline
+@pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
+def test_each_mode_finds_the_ismay_paragraph(pipeline: Pipeline, mode: str):
+    passages, _ = pipeline.search("NATO first Secretary General Ismay", top_k=3, mode=mode)
+    assert passages[0].passage.text.startswith("In the words of NATO’s first Secretary General")
+    assert [p.rank for p in passages] == [1, 2, 3]
+    if mode == "hybrid":
+        assert passages[0].scores.fused == pytest.approx(2 / 61)
+
+
+def test_same_ranking_as_exact_faiss(pipeline: Pipeline, fake_pipeline: Pipeline):
+    for query in ["South Korea NATO partnership", "Indo-Pacific partners summit Washington", "East-West Center"]:
+        mine, _ = pipeline.search(query, top_k=10, mode="dense")
+        exact, _ = fake_pipeline.search(query, top_k=10, mode="dense")
+        assert [p.passage.text for p in mine] == [p.passage.text for p in exact]
+
+
+def test_answers_and_changes_without_restart(pipeline: Pipeline, backend: str):
+    result = pipeline.ask("Who was NATO's first Secretary General?")
+    assert result.answers and "Lord Hastings Lionel Ismay" in result.answers[0].text
+    documents = {d: s.document.text for d, s in pipeline.index.documents.items()}
+    assert_offsets(result.to_dict(), documents)
+    question = "What colour is the zorblax beacon?"
+    pipeline.upsert_documents([document_from_text("Zorblax Facts\nThe zorblax beacon is colour Ultramarine Blue.", "zorblax")])
+    answers = pipeline.ask(question, mode="dense").answers
+    assert answers and answers[0].citation.document_id == "zorblax"
+    pipeline.delete_document("zorblax")
+    assert all(a.citation.document_id != "zorblax" for a in pipeline.ask(question).answers)
+
+
+def test_manifest_records_backend_and_reload_from_disk(pipeline: Pipeline, backend: str):
+    manifest = json.loads((pipeline.index.folder / "manifest.json").read_text())
+    dense = manifest["dense"]
+    assert dense["backend"] == backend.split("-")[0]
+    if backend.startswith("faiss"):
+        assert dense["index"] == backend.split("-")[1] and "params" in dense
+    else:
+        assert dense["collection"].startswith("rag_passages_") and dense["count"] == manifest["passage_count"]
+    reopened = CorpusIndex.load(pipeline.index_dir)
+    query = pipeline.encoder.encode_query("NATO first Secretary General")
+    assert np.array_equal(reopened.dense.search(query, 5)[1], pipeline.index.dense.search(query, 5)[1])
+
+
+@pytest.mark.parametrize("backend", ["milvus-lite"])
+def test_old_milvus_collections_are_dropped(pipeline: Pipeline, backend: str):
+    from rag.store.milvus_store import get_client
+
+    client = get_client(pipeline.settings.milvus_uri)
+    first = pipeline.index.dense.collection
+    for n in range(3):
+        pipeline.upsert_documents([document_from_text(f"Version {n} text.", "versions")])
+    live = set(client.list_collections())
+    assert first not in live  # two versions later its folder and its collection are gone
+    assert pipeline.index.dense.collection in live
+
+
+# ------------------------------------------------------------------ FAISS index choice
+def test_auto_chooses_the_index_kind_by_size():
+    config = FaissConfig(hnsw_min_passages=100, ivfpq_min_passages=1000)
+    assert [config.kind_for(n) for n in (10, 100, 999, 1000)] == ["flat", "hnsw", "hnsw", "ivfpq"]
+    assert FaissConfig().kind_for(10_000) == "flat" and FaissConfig().kind_for(10**6) == "ivfpq"
+    assert ivf_lists(10**6) == 1024 and ivf_lists(100) == 2
+    assert pq_subquantizers(384, 8) == 48 and pq_subquantizers(100, 8) == 10
+
+
+def test_ivfpq_recall_and_mmap_loading(tmp_path: Path):
+    rng = np.random.default_rng(0)
+    centers = _unit(50, 32)
+    vectors = centers[rng.integers(0, 50, 4000)] + 0.3 * rng.standard_normal((4000, 32)).astype(np.float32) / np.sqrt(32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    queries = vectors[:50] + 0.05 * _unit(50, 32, seed=3)
+    store = FaissStore(FaissConfig(kind="ivfpq"))
+    store.build(vectors)
+    assert store.kind == "ivfpq" and store.describe()["nlist"] == ivf_lists(4000)
+    store.save(tmp_path)
+    loaded = FaissStore.load(tmp_path, nprobe=8, mmap=True)
+    assert loaded.kind == "ivfpq" and loaded.config.ivf_nprobe == 8
+    truth = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
+    found = loaded.search(queries, 10)[1]
+    recall = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)])
+    assert recall >= 0.9
