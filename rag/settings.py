@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RetrievalMode = Literal["bm25", "dense", "hybrid"]
@@ -91,6 +91,28 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     max_question_chars: int = Field(1000, ge=1)
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1)
+
+    # --- security, limits, operations (docs/security.md) ----------------------------------
+    # Comma-separated bearer tokens that may write (upload, delete, re-index) and read.  With
+    # none set, writes are refused unless the service listens on loopback only (local use).
+    api_keys: SecretStr = SecretStr("")
+    # Comma-separated bearer tokens that may only read (ask, search, list and read documents).
+    read_api_keys: SecretStr = SecretStr("")
+    # Reads (questions, document list, /metrics) need a key too; needs api_keys or read_api_keys.
+    require_auth_for_reads: bool = False
+    # Whole request body (the upload limit applies per file inside it).
+    max_body_bytes: int = Field(25 * 1024 * 1024, ge=1)
+    max_documents_per_request: int = Field(20, ge=1)
+    max_pdf_pages: int = Field(1000, ge=1)
+    # A "line" longer than this is not prose (minified or binary-like text): the file is skipped.
+    max_line_chars: int = Field(1_000_000, ge=1000)
+    # Per client address, in the `limits` notation ("300/minute", "10/second;1000/hour");
+    # empty: no rate limit.  Applies to /v1/* only (not to health checks or /metrics).
+    rate_limit: str = "300/minute"
+    # Comma-separated origins allowed to call the API from a browser ("*": any); empty: none.
+    cors_origins: str = ""
+    # One JSON line per request (with its request id) on stderr, logger "rag.access".
+    log_json: bool = True
 
 
 @lru_cache(maxsize=1)

@@ -4,13 +4,13 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from rag import __version__
-from rag.api import routes_batch
+from rag.api import limits, observability, routes_batch, security
 from rag.api import routes_chat, routes_documents, routes_health, routes_qa, routes_web
 from rag.errors import (
     DocumentNotFound,
@@ -22,6 +22,7 @@ from rag.errors import (
     RagError,
     UnsupportedDocument,
 )
+from rag.ingest import DocumentTooLarge
 from rag.pipeline import Pipeline
 from rag.settings import Settings, get_settings
 
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 
 # Our exception types -> HTTP status; the pipeline never sees HTTP.
 STATUS_FOR_ERROR: list[tuple[type[RagError], int]] = [
+    (limits.PayloadTooLarge, 413),
+    (DocumentTooLarge, 413),
     (InvalidRequest, 422),
     (UnsupportedDocument, 415),
     (DocumentNotFound, 404),
@@ -56,6 +59,9 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
         version=__version__,
         description="Answers quoted verbatim from your documents, each cited to its exact paragraph and characters.",
         lifespan=lifespan,
+        # Every route, including ones added later, goes through the API-key check
+        # (rag/api/security.py decides from method and path what access a request needs).
+        dependencies=[Depends(security.authorize)],
     )
     app.state.pipeline = pipeline
     app.state.settings = settings
@@ -79,5 +85,9 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     app.include_router(routes_documents.router)
     app.include_router(routes_chat.router)
     app.include_router(routes_web.router)
+    # Security, limits and observability (docs/security.md); observability last = outermost.
+    security.setup(app, settings)
+    limits.setup(app, settings)
+    observability.setup(app, settings)
     return app
 

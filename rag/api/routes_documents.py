@@ -7,11 +7,21 @@ from dataclasses import asdict
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from rag.api.deps import PipelineDep
 from rag.api.schemas import DocumentDetail, DocumentIn, DocumentList, ErrorResponse, IndexChange
-from rag.errors import InvalidRequest
-from rag.ingest import METADATA_FIELDS, document_from_bytes, document_from_text, slugify
+from rag.api.limits import PayloadTooLarge
+from rag.errors import InvalidRequest, UnsupportedDocument
+from rag.ingest import (
+    METADATA_FIELDS,
+    DocumentTooLarge,
+    IngestLimits,
+    check_line_lengths,
+    document_from_bytes,
+    document_from_text,
+    slugify,
+)
 from rag.store.builder import IndexReport
 from rag.types import Document
 
@@ -27,7 +37,11 @@ _UPLOAD_BODY = {
                     "type": "object",
                     "required": ["file"],
                     "properties": {
-                        "file": {"type": "string", "format": "binary", "description": ".txt, .md, .html or .pdf"},
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": ".txt, .md, .html or .pdf; repeat the field to send several files (up to max_documents_per_request)",
+                        },
                         "document_id": {"type": "string"},
                         **{name: {"type": "string"} for name in METADATA_FIELDS},
                     },
@@ -58,13 +72,13 @@ def get_document(document_id: str, pipeline: PipelineDep) -> dict:
     response_model=IndexChange,
     status_code=201,
     openapi_extra=_UPLOAD_BODY,
-    responses={415: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+    responses={413: {"model": ErrorResponse}, 415: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
     summary="Add or replace a document (multipart file upload, or JSON text)",
 )
 async def upsert_document(request: Request, pipeline: PipelineDep) -> dict:
-    document = await _document_from_request(request, pipeline.settings.max_upload_bytes)
-    report = await run_in_threadpool(pipeline.upsert_documents, [document])
-    return _change(report, [document.document_id])
+    documents = await _documents_from_request(request, pipeline.settings)
+    report = await run_in_threadpool(pipeline.upsert_documents, documents)
+    return _change(report, [d.document_id for d in documents])
 
 
 @router.delete("/{document_id}", response_model=IndexChange, responses={404: {"model": ErrorResponse}})
@@ -85,23 +99,51 @@ def _change(report: IndexReport, ids: list[str]) -> dict:
     }
 
 
-async def _document_from_request(request: Request, max_bytes: int) -> Document:
+async def _documents_from_request(request: Request, settings) -> list[Document]:
+    """The documents of an upload: one per multipart 'file' field, or one JSON document.
+
+    Limits (413): each file up to max_upload_bytes, at most max_documents_per_request files.
+    Uploaded file names only choose the parser (by extension) and the default id (a slug): they
+    never name a path on disk.
+    """
+    max_bytes = settings.max_upload_bytes
+    max_files = settings.max_documents_per_request
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        form = await request.form()
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
+        try:
+            form = await request.form(max_files=max_files, max_fields=100)
+        except HTTPException as exc:
+            if exc.status_code == 400 and "too many files" in str(exc.detail).lower():
+                raise PayloadTooLarge(f"more than {max_files} files in one request (RAG_MAX_DOCUMENTS_PER_REQUEST)") from exc
+            raise
+        uploads = [u for u in form.getlist("file") if not isinstance(u, str)]
+        if not uploads:
             raise InvalidRequest("multipart upload needs a 'file' field")
-        data = await upload.read(max_bytes + 1)
-        if len(data) > max_bytes:
-            raise InvalidRequest(f"file is larger than {max_bytes} bytes")
+        if len(uploads) > max_files:
+            raise PayloadTooLarge(f"more than {max_files} files in one request (RAG_MAX_DOCUMENTS_PER_REQUEST)")
         metadata = {k: str(form[k]) for k in METADATA_FIELDS if form.get(k)}
         document_id = str(form.get("document_id") or "") or None
-        return document_from_bytes(upload.filename or "upload.txt", data, document_id, metadata, source_path="")
+        if document_id is not None and len(uploads) > 1:
+            raise InvalidRequest("document_id can only be given with a single file")
+        if document_id is not None and len(document_id) > 200:
+            raise InvalidRequest("document_id is longer than 200 characters")
+        limits = IngestLimits.from_settings(settings)
+        documents: dict[str, Document] = {}
+        for upload in uploads:
+            data = await upload.read(max_bytes + 1)
+            name = upload.filename or "upload.txt"
+            if len(data) > max_bytes:
+                raise DocumentTooLarge(f"file {name!r} is larger than the limit of {max_bytes} bytes (RAG_MAX_UPLOAD_BYTES)")
+            try:
+                document = document_from_bytes(name, data, document_id, metadata, source_path="", limits=limits)
+            except UnsupportedDocument as exc:
+                raise type(exc)(f"{name}: {exc}" if len(uploads) > 1 else str(exc)) from exc
+            documents[document.document_id] = document  # the same id twice: the last one wins
+        return list(documents.values())
     if content_type.startswith("application/json") or not content_type:
         raw = await request.body()
         if len(raw) > max_bytes:
-            raise InvalidRequest(f"request body is larger than {max_bytes} bytes")
+            raise DocumentTooLarge(f"request body is larger than the limit of {max_bytes} bytes (RAG_MAX_UPLOAD_BYTES)")
         try:
             body = DocumentIn.model_validate(json.loads(raw or b"null"))
         except json.JSONDecodeError as exc:
@@ -112,9 +154,8 @@ async def _document_from_request(request: Request, max_bytes: int) -> Document:
         document_id = body.document_id or (slugify(body.title) if body.title else None)
         if document_id is None:
             raise InvalidRequest("give a document_id or a title")
-        return document_from_text(body.text, document_id, metadata)
-    from rag.errors import UnsupportedDocument
-
+        check_line_lengths(body.text, settings.max_line_chars)
+        return [document_from_text(body.text, document_id, metadata)]
     raise UnsupportedDocument(f"unsupported content type {content_type!r}; send multipart/form-data or application/json")
 
 

@@ -1,0 +1,191 @@
+"""Request limits: body size (413), per-client rate limit (429), CORS, and their OpenAPI entries.
+
+Both middlewares are plain ASGI (no buffering, no BaseHTTPMiddleware):
+
+* ``BodySizeLimit`` answers 413 before reading anything when Content-Length is over
+  ``max_body_bytes``, and stops a chunked upload as soon as it passes the limit;
+* ``RateLimit`` counts requests to ``/v1/*`` per client address in a moving window (the
+  ``limits`` library that slowapi wraps; in memory, so per process) and answers 429 with
+  ``Retry-After``.  Health probes, /metrics and the web page are never limited.
+
+Per-file upload size and files per request are checked where the upload is parsed
+(routes_documents); question length in the pipeline (422); PDF page count in ingestion (413).
+CORS is closed unless ``RAG_CORS_ORIGINS`` lists origins.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+
+from rag.api.security import access_needed
+from rag.errors import RagError
+from rag.settings import Settings
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict]]
+Send = Callable[[dict], Awaitable[None]]
+
+RATE_LIMITED_PREFIXES = ("/v1/",)
+
+
+class PayloadTooLarge(RagError):
+    """Too many bytes or too many documents in one request: HTTP 413."""
+
+
+async def send_json(send: Send, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
+    payload = json.dumps(body).encode("utf-8")
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+class BodySizeLimit:
+    def __init__(self, app, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _message(self) -> str:
+        return f"request body is larger than the limit of {self.max_bytes} bytes (RAG_MAX_BODY_BYTES)"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared is not None:
+            if not declared.strip().isdigit():
+                await send_json(send, 400, {"detail": "invalid Content-Length header"})
+                return
+            if int(declared) > self.max_bytes:
+                await send_json(send, 413, {"detail": self._message()}, {"connection": "close"})
+                return
+        received = 0
+
+        async def limited_receive() -> dict:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # Raised inside the body read: FastAPI's exception handling turns it into a
+                    # JSON 413 like every other error.
+                    raise HTTPException(status_code=413, detail=self._message())
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+class RateLimit:
+    def __init__(self, app, spec: str, prefixes: tuple[str, ...] = RATE_LIMITED_PREFIXES):
+        from limits import parse_many
+        from limits.storage import MemoryStorage
+        from limits.strategies import MovingWindowRateLimiter
+
+        self.app = app
+        self.items = parse_many(spec)
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.prefixes = prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] != "OPTIONS" and scope["path"].startswith(self.prefixes):
+            client = (scope.get("client") or ("unknown", 0))[0]
+            for item in self.items:
+                if not self.limiter.hit(item, "client", client):
+                    reset = self.limiter.get_window_stats(item, "client", client).reset_time
+                    retry = max(1, math.ceil(reset - time.time()))
+                    await send_json(
+                        send,
+                        429,
+                        {"detail": f"rate limit exceeded: at most {item} per client (RAG_RATE_LIMIT); retry in {retry} s"},
+                        {"retry-after": str(retry), "x-ratelimit-limit": str(item)},
+                    )
+                    return
+        await self.app(scope, receive, send)
+
+
+def setup(app: FastAPI, settings: Settings) -> None:
+    """Install the limit middlewares and CORS.  The middleware added last runs first: CORS wraps
+    the limits, so a browser can read their 413/429 answers."""
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.rate_limit.strip():
+        from limits import parse_many
+
+        try:
+            parse_many(settings.rate_limit)  # fail at start, not on the first request
+        except ValueError as exc:
+            raise ValueError(f"RAG_RATE_LIMIT={settings.rate_limit!r} is not a rate like '300/minute': {exc}") from exc
+        app.add_middleware(RateLimit, spec=settings.rate_limit)
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Server-Timing", "Retry-After"],
+            allow_credentials=False,
+            max_age=600,
+        )
+    document_error_responses(app, settings)
+
+
+# Errors are {"detail": "<message>"}; "detail" is not marked required because the
+# OpenAI-compatible routes answer in OpenAI's {"error": {...}} shape instead.
+_ERROR_SCHEMA = {"type": "object", "properties": {"detail": {"type": "string"}}}
+_ERROR_CONTENT = {"application/json": {"schema": _ERROR_SCHEMA}}
+
+
+def document_error_responses(app: FastAPI, settings: Settings) -> None:
+    """Add the 401/403/413/422/429 answers to the OpenAPI schema, as the app really sends them.
+
+    FastAPI documents 422 as a list of validation errors; this app answers every error as
+    ``{"detail": "<message>"}`` (see create_app), so 422 is documented that way.
+    """
+    original = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        for path, operations in schema.get("paths", {}).items():
+            for method, operation in operations.items():
+                if not isinstance(operation, dict) or "responses" not in operation:
+                    continue
+                responses = operation["responses"]
+                needed = access_needed(method.upper(), path)
+
+                def add(code: int, description: str) -> None:
+                    responses.setdefault(str(code), {"description": description, "content": _ERROR_CONTENT})
+
+                if "422" in responses:
+                    responses["422"] = {"description": "Invalid request", "content": _ERROR_CONTENT}
+                if needed == "write" or (needed == "read" and settings.require_auth_for_reads):
+                    add(401, "Missing or invalid API key")
+                if needed == "write":
+                    add(403, "This key may not change documents, or writes are disabled")
+                if method in ("post", "put", "patch"):
+                    add(400, "Malformed request body (not decodable as its content type)")
+                    add(413, "Request body, upload or document count over the limit")
+                    add(422, "Invalid request")
+                if path.startswith(RATE_LIMITED_PREFIXES):
+                    add(429, "Rate limit exceeded (see Retry-After)")
+                if "{" in path and "404" not in responses:  # a path naming a resource that may not exist
+                    responses["404"] = {"description": "Not found", "content": {"application/json": {"schema": {"type": "object"}}}}
+        return schema
+
+    app.openapi = openapi

@@ -1,0 +1,71 @@
+"""Property-based API testing with schemathesis against the service's own OpenAPI schema.
+
+Every operation is called with generated valid and invalid requests (bounded: a few examples
+per operation, so this runs in CI in seconds).  No request may cause a 500, and every response
+must match the schema: status code documented, content type documented, body valid.
+Writes are sent with an API key; the rate limit is off (schemathesis sends many requests).
+"""
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is not installed")
+
+from conftest import CORPUS  # noqa: E402
+from rag.api.app import create_app  # noqa: E402
+from rag.pipeline import Pipeline  # noqa: E402
+from rag.settings import Settings  # noqa: E402
+from schemathesis.checks import not_a_server_error  # noqa: E402
+from schemathesis.specs.openapi.checks import (  # noqa: E402
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+KEY = "schemathesis-write-key"
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+# Known schema gaps in routes this suite does not own: the status-code check is skipped for
+# them (no 500 and body/content-type conformance still hold).  Delete an entry once fixed.
+KNOWN_UNDOCUMENTED_STATUS = {
+    "POST /v1/chat/completions": "answers OpenAI-style 400 for invalid bodies but documents only 200/422",
+}
+
+
+def _app():
+    """Built at import: schemathesis needs the schema when it collects the test."""
+    base = Path(tempfile.mkdtemp(prefix="rag-schemathesis-"))
+    atexit.register(shutil.rmtree, base, ignore_errors=True)
+    shutil.copytree(CORPUS, base / "corpus")
+    config = Settings(
+        index_dir=base / "index",
+        corpus_dir=base / "corpus",
+        embedding_model="hashing:256",
+        reader="heuristic",
+        api_keys=KEY,
+        rate_limit="",
+        log_json=False,
+        max_upload_bytes=64 * 1024,
+        max_body_bytes=128 * 1024,
+    )
+    pipeline = Pipeline(config)
+    pipeline.warm_up()
+    pipeline.index_paths([base / "corpus"])
+    return create_app(config, pipeline, warm_up=False)
+
+
+schema = schemathesis.openapi.from_asgi("/openapi.json", _app())
+
+
+@schema.parametrize()
+@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck), database=None)
+def test_api_conforms_to_its_schema(case):
+    checks = CHECKS
+    if case.operation.label in KNOWN_UNDOCUMENTED_STATUS:
+        checks = [c for c in CHECKS if c is not status_code_conformance]
+    case.call_and_validate(headers={"Authorization": f"Bearer {KEY}"}, checks=checks)
