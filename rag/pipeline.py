@@ -200,7 +200,9 @@ class Pipeline:
         builder = IndexBuilder(self.settings, self.encoder)
         with self._lock:
             index, report = builder.apply(self.index_dir, **changes)
-            self._index, self._index_pointer = index, self._read_pointer()
+            # The version this writer made, not CURRENT read again: another process may have
+            # switched CURRENT since, and that newer version must still be picked up.
+            self._index, self._index_pointer = index, (index.folder.name if index.folder else self._read_pointer())
         return report
 
     def upsert_documents(self, documents: Iterable[Document], origin: str = "upload") -> IndexReport:

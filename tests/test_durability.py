@@ -197,3 +197,28 @@ def test_sigkill_during_an_upload_keeps_the_previous_index(indexed_corpus):
         assert client.get("/v1/documents/big-upload").json()["text"] == big
     _assert_previous_index(index_dir, ORIGINAL_IDS | {"big-upload"})
     assert not _temp_versions(index_dir)
+
+
+def test_a_version_written_by_another_process_right_after_ours_is_picked_up(indexed_corpus, monkeypatch):
+    """Regression: the pipeline remembered CURRENT as read *after* its own write, so a version
+    another writer switched to in between was taken for its own and never loaded."""
+    from rag.store import builder as builder_module
+    from rag.types import Document
+
+    _, index_dir = indexed_corpus
+    settings = Settings(index_dir=index_dir, embedding_model=MODEL, reader="heuristic")
+    ours, other = Pipeline(settings), Pipeline(settings)
+    ours.warm_up()
+    real_apply = builder_module.IndexBuilder.apply
+    raced = []
+
+    def apply_then_race(self, *args, **kwargs):
+        result = real_apply(self, *args, **kwargs)
+        if not raced:  # another writer slips in right after our version is written
+            raced.append(True)
+            other.upsert_documents([Document(document_id="from-other-writer", text="Written by another process.")])
+        return result
+
+    monkeypatch.setattr(builder_module.IndexBuilder, "apply", apply_then_race)
+    ours.upsert_documents([Document(document_id="from-us", text="Written by this process.")])
+    assert set(ours.index.documents) == ORIGINAL_IDS | {"from-us", "from-other-writer"}
