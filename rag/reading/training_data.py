@@ -10,7 +10,10 @@ abstain both when the passage is off-topic and when it is on-topic but lacks the
 * ``other_paragraph``: the question paired with the paragraph of the same article that shares
   most words with it, among those that do not contain any gold answer string;
 * ``answer_removed``: the gold paragraph with the sentence(s) holding the answer deleted, kept
-  only when no gold answer string is left in what remains.
+  only when no gold answer string is left in what remains;
+* ``question_swap``: the gold paragraph with a question whose anchor (a capitalised word or a
+  number that the question shares with the paragraph) is swapped for one the paragraph lacks,
+  like SQuAD 2.0's entity-swap unanswerables ("... in 1066?" -> "... in 1071?").
 """
 from __future__ import annotations
 
@@ -193,20 +196,76 @@ def other_paragraph(ex: QAExample, article: Sequence[QAExample], rng: random.Ran
     return replace(ex, qid=ex.qid + "-other", context=context, answer_start=-1, answer_text="", golds=[], kind="other_paragraph")
 
 
-def make_negatives(articles: Sequence[list[QAExample]], ratio: float, seed: int) -> list[QAExample]:
-    """About ``ratio`` unanswerable examples per answerable one, half of each kind."""
+_ANCHOR = re.compile(r"\b(?:[A-Z][a-z]+|\d{1,4})\b")
+
+
+_CONTENT = re.compile(r"\b[a-z]{4,}\b")
+_QWORDS = _STOP | frozenset("many much long first last name type kind called used year years".split())
+
+
+def swap_pools(articles: Sequence[list[QAExample]]) -> tuple[list[str], list[str]]:
+    """Capitalised and lower-case content words of the training questions (``question_swap``)."""
+    caps = Counter(w for art in articles for ex in art for w in _ANCHOR.findall(ex.question)[1:] if not w.isdigit())
+    low = Counter(w for art in articles for ex in art for w in _CONTENT.findall(ex.question) if w not in _QWORDS)
+    return (sorted(w for w, c in caps.items() if c >= 2 and w.lower() not in _STOP),
+            sorted(w for w, c in low.items() if c >= 3))
+
+
+def question_swap(ex: QAExample, pools: tuple[Sequence[str], Sequence[str]], rng: random.Random) -> QAExample | None:
+    """The question with one anchor it shares with the paragraph replaced by one the paragraph lacks.
+
+    Anchors: capitalised words and numbers; failing those, lower-case content words.
+    """
+    ctx_words = set(_WORD.findall(ex.context.lower()))
+    anchors = [m for m in _ANCHOR.finditer(ex.question) if m.start() > 0 and m.group().lower() in ctx_words
+               and m.group().lower() not in _STOP]
+    pool = pools[0]
+    if not anchors:
+        anchors = [m for m in _CONTENT.finditer(ex.question) if m.group() in ctx_words and m.group() not in _QWORDS]
+        pool = pools[1]
+    if not anchors or not pool:
+        return None
+    m = rng.choice(anchors)
+    word = m.group()
+    for _ in range(20):
+        if word.isdigit():
+            value = int(word)
+            new = str(value + rng.choice([-1, 1]) * rng.randint(1, max(2, min(40, value // 2 or 2))))
+        else:
+            new = rng.choice(pool)
+        if new.lower() not in ctx_words and new != word and not new.startswith("-"):
+            break
+    else:
+        return None
+    question = ex.question[: m.start()] + new + ex.question[m.end() :]
+    return replace(ex, qid=ex.qid + "-swap", question=question, answer_start=-1, answer_text="", golds=[], kind="question_swap")
+
+
+def make_negatives(articles: Sequence[list[QAExample]], ratio: float, seed: int, swap: bool = True) -> list[QAExample]:
+    """About ``ratio`` unanswerable examples per answerable one: ``question_swap`` (tried first
+    for half of them, as it is the nearest to SQuAD 2.0's), ``answer_removed``, ``other_paragraph``."""
     rng = random.Random(seed)
+    pools = swap_pools(articles)
+    makers = {
+        "answer_removed": lambda ex, art: answer_removed(ex),
+        "other_paragraph": lambda ex, art: other_paragraph(ex, art, rng, hard=ex.source != "qed"),
+        "question_swap": lambda ex, art: question_swap(ex, pools, rng),
+    }
     out: list[QAExample] = []
     for art in articles:
         for ex in art:
             if rng.random() >= ratio:
                 continue
-            first, second = (answer_removed, None) if rng.random() < 0.5 else (None, answer_removed)
-            neg = first(ex) if first else other_paragraph(ex, art, rng, hard=ex.source != "qed")
-            if neg is None:
-                neg = second(ex) if second else other_paragraph(ex, art, rng, hard=ex.source != "qed")
-            if neg is not None:
-                out.append(neg)
+            kinds = ["answer_removed", "other_paragraph"]
+            rng.shuffle(kinds)
+            position = 0 if rng.random() < 0.5 else rng.randint(1, 2)
+            if swap:
+                kinds.insert(position, "question_swap")
+            for kind in kinds:
+                neg = makers[kind](ex, art)
+                if neg is not None:
+                    out.append(neg)
+                    break
     return out
 
 

@@ -1,0 +1,188 @@
+"""SpanReader: loading, batching, windows and offsets with a tiny random QA model (no download)."""
+from __future__ import annotations
+
+import string
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from rag.reading.span import (  # noqa: E402
+    Calibration,
+    SpanReader,
+    default_reader_path,
+    encode_pairs,
+    predict_pairs,
+    rank_candidates,
+)
+from rag.types import Paragraph, Passage, RetrievedPassage  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    """A randomly initialised 2-layer BertForQuestionAnswering with a character-level WordPiece vocab."""
+    from transformers import BertConfig, BertForQuestionAnswering, BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny_qa")
+    chars = string.ascii_lowercase + string.digits + string.punctuation.replace("#", "")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list(chars) + [f"##{c}" for c in chars]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
+    if tokenizer.tokenize("a") != ["a"]:  # transformers 4.x reads the vocabulary from a file
+        tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+    assert tokenizer.tokenize("Tallinn 1960") == ["t", "##a", "##l", "##l", "##i", "##n", "##n", "1", "##9", "##6", "##0"]
+    tokenizer.save_pretrained(folder)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=512)
+    torch.manual_seed(0)
+    BertForQuestionAnswering(config).save_pretrained(folder)
+    return folder
+
+
+def _retrieved(paragraph_text: str, start: int, end: int, index: int = 0) -> RetrievedPassage:
+    para = Paragraph("doc", index, paragraph_text, 0, len(paragraph_text))
+    passage = Passage(index, "doc", index, paragraph_text[start:end], start, start)
+    return RetrievedPassage(passage, para, 1.0 / (index + 1), rank=index)
+
+
+PARAGRAPH = (
+    "Tallinn is the capital of Estonia. A ferry links Tallinn and Helsinki across the gulf. "
+    "The line opened in 1960 and carries nine million passengers a year. "
+    "Helsinki is the capital of Finland and lies on the southern coast."
+)
+
+
+def _check_offsets(output, reader: SpanReader | None = None, max_tokens: int | None = None):
+    assert output.spans, "expected at least one span"
+    for span in output.spans:
+        p = span.retrieved.passage
+        assert p.paragraph_start <= span.start < span.end <= p.paragraph_start + len(p.text)
+        local = p.text[span.start - p.paragraph_start : span.end - p.paragraph_start]
+        assert span.retrieved.paragraph.text[span.start : span.end] == local == span.text
+        assert span.text == span.text.strip() and span.text
+        assert 0.0 <= span.score <= 1.0
+        if max_tokens is not None:
+            assert len(reader._tokenizer(span.text, add_special_tokens=False)["input_ids"]) <= max_tokens
+    scores = [s.score for s in output.spans]
+    assert scores == sorted(scores, reverse=True)
+    assert output.no_answer_score == pytest.approx(1.0 - output.spans[0].score)
+
+
+def test_loads_local_folder_and_answers(tiny_model_dir):
+    reader = SpanReader(tiny_model_dir, max_seq_len=384)
+    assert reader._model is None  # construction is cheap
+    reader.warm_up()
+    model = reader._model
+    reader.warm_up()  # idempotent
+    assert reader._model is model
+    assert type(model).__name__ == "BertForQuestionAnswering"
+    out = reader.read("Which cities does the ferry link?", [_retrieved(PARAGRAPH, 0, len(PARAGRAPH))], top_n=3)
+    assert 1 <= len(out.spans) <= 3
+    _check_offsets(out)
+
+
+def test_sentence_windows_map_to_paragraph_offsets(tiny_model_dir):
+    reader = SpanReader(tiny_model_dir)
+    cut1 = PARAGRAPH.index("A ferry")
+    cut2 = PARAGRAPH.index("Helsinki is")
+    passages = [_retrieved(PARAGRAPH, cut1, cut2, 0), _retrieved(PARAGRAPH, cut2, len(PARAGRAPH), 1),
+                _retrieved(PARAGRAPH, 0, cut1, 2)]
+    assert all(p.passage.paragraph_start > 0 for p in passages[:2])
+    out = reader.read("When did the line open?", passages, top_n=5)
+    _check_offsets(out)
+
+
+def test_one_batched_forward_for_all_passages(tiny_model_dir):
+    reader = SpanReader(tiny_model_dir, batch_size=16)
+    reader.warm_up()
+    calls = []
+    original = reader._model.forward
+
+    def counting_forward(*args, **kwargs):
+        calls.append(kwargs["input_ids"].shape)
+        return original(*args, **kwargs)
+
+    reader._model.forward = counting_forward
+    try:
+        texts = [PARAGRAPH, PARAGRAPH[:60], PARAGRAPH[40:200], "Helsinki lies on the coast."]
+        passages = [_retrieved(t, 0, len(t), i) for i, t in enumerate(texts)]
+        out = reader.read("Where is Helsinki?", passages, top_n=4)
+    finally:
+        reader._model.forward = original
+    assert len(calls) == 1 and calls[0][0] == 4
+    _check_offsets(out)
+
+
+def test_padding_does_not_change_scores(tiny_model_dir):
+    reader = SpanReader(tiny_model_dir)
+    reader.warm_up()
+    alone = predict_pairs(reader._model, reader._tokenizer, ["Where is Helsinki?"], [PARAGRAPH[:90]])
+    batched = predict_pairs(reader._model, reader._tokenizer, ["Where is Helsinki?"] * 2, [PARAGRAPH[:90], PARAGRAPH])
+    assert [(c.start, c.end) for c in alone[0]] == [(c.start, c.end) for c in batched[0]]
+    assert [c.score for c in alone[0]] == pytest.approx([c.score for c in batched[0]], abs=1e-4)
+
+
+def test_long_passage_is_read_in_overlapping_windows(tiny_model_dir):
+    reader = SpanReader(tiny_model_dir, max_seq_len=96, doc_stride=32)
+    reader.warm_up()
+    long_text = " ".join([PARAGRAPH] * 3)
+    enc = encode_pairs(reader._tokenizer, ["When did the line open?"], [long_text], 96, 32)
+    assert len(enc["input_ids"]) >= 5  # several windows of one passage
+    assert max(len(ids) for ids in enc["input_ids"]) <= 96
+    out = reader.read("When did the line open?", [_retrieved(long_text, 0, len(long_text))], top_n=5)
+    _check_offsets(out)
+    # Spans can come from late windows too: every character offset stays inside the passage.
+    cands = predict_pairs(reader._model, reader._tokenizer, ["q"], [long_text], max_seq_len=96, doc_stride=32,
+                          spans_per_window=3)[0]
+    assert max(c.end for c in cands) > len(long_text) // 2
+
+
+def test_max_answer_length_is_respected(tiny_model_dir):
+    reader = SpanReader(tiny_model_dir, max_answer_tokens=3)
+    reader.warm_up()
+    out = reader.read("Which cities?", [_retrieved(PARAGRAPH, 0, len(PARAGRAPH))], top_n=10)
+    _check_offsets(out, reader, max_tokens=3)
+
+
+def test_long_question_is_truncated(tiny_model_dir):
+    reader = SpanReader(tiny_model_dir, max_seq_len=128, doc_stride=32)
+    out = reader.read("why " * 300, [_retrieved(PARAGRAPH, 0, len(PARAGRAPH))])
+    _check_offsets(out)
+
+
+def test_no_passages_means_no_answer(tiny_model_dir):
+    out = SpanReader(tiny_model_dir).read("Anything?", [])
+    assert out.spans == [] and out.no_answer_score == 1.0
+
+
+def test_calibration_is_a_probability_and_prefers_top_ranks():
+    cal = Calibration(w_margin=0.2, w_gap=0.1, w_rank=-0.7, bias=-1.3)
+    assert 0.0 < cal.prob(-50, -50, 4) < cal.prob(0, 0, 0) < cal.prob(10, 0, 0) < 1.0
+    assert cal.prob(5, 0, 0) > cal.prob(5, 0, 3)
+    assert cal.prob(1e6, 0, 0) <= 1.0 and cal.prob(-1e6, 0, 0) >= 0.0
+    assert rank_candidates([[], []], cal) == []
+
+
+def test_hub_name_that_cannot_load_raises_model_load_error(tmp_path):
+    from rag.errors import ModelLoadError
+
+    with pytest.raises(ModelLoadError):
+        SpanReader(str(tmp_path / "no-such-model")).warm_up()
+
+
+SHIPPED = default_reader_path()
+
+
+@pytest.mark.skipif(not (SHIPPED / "config.json").is_file(), reason="shipped reader weights not installed")
+def test_shipped_reader_answers_nato_question():
+    paragraph = (
+        "The North Atlantic Treaty Organization was founded in 1949. In the words of NATO’s first "
+        "Secretary General, Lord Hastings Lionel Ismay, the alliance was created to keep the Soviet "
+        "Union out, the Americans in, and the Germans down."
+    )
+    reader = SpanReader(SHIPPED)
+    out = reader.read("Who was NATO's first Secretary General?", [_retrieved(paragraph, 0, len(paragraph))])
+    _check_offsets(out)
+    assert "Lord Hastings Lionel Ismay" in out.spans[0].text
+    assert out.spans[0].score >= reader.default_threshold
