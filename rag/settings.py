@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RetrievalMode = Literal["bm25", "dense", "hybrid"]
 VectorBackend = Literal["faiss", "milvus"]
-FaissIndexKind = Literal["auto", "flat", "hnsw", "ivfpq"]
+FaissIndexKind = Literal["auto", "flat", "hnsw", "ivf", "ivfpq"]
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -58,12 +58,13 @@ class Settings(BaseSettings):
     # "faiss": an embedded index file inside each index version (the default);
     # "milvus": a Milvus collection per index version, reached at ``milvus_uri``.
     vector_backend: VectorBackend = "faiss"
-    # "auto" picks by corpus size: exact search up to faiss_hnsw_min_passages, HNSW up to
-    # faiss_ivfpq_min_passages, IVF-PQ with exact re-ranking beyond (measured in
-    # eval/BENCHMARKS.md).  "flat", "hnsw" or "ivfpq" force one kind.
+    # "auto" picks by corpus size: exact search below faiss_ivf_min_passages, IVF with 8-bit
+    # scalar quantization below faiss_ivfpq_min_passages, IVF-PQ with exact re-ranking beyond
+    # (measured in rag/store/faiss_store.py and eval/BENCHMARKS.md).  "flat", "hnsw", "ivf" or
+    # "ivfpq" force one kind.
     faiss_index: FaissIndexKind = "auto"
-    faiss_hnsw_min_passages: int = Field(50_000, ge=1)
-    faiss_ivfpq_min_passages: int = Field(500_000, ge=1)
+    faiss_ivf_min_passages: int = Field(50_000, ge=1)
+    faiss_ivfpq_min_passages: int = Field(5_000_000, ge=1)
     # Query-time knobs (recorded in the manifest; these override them when set).
     faiss_hnsw_ef_search: int | None = Field(None, ge=1, le=4096)
     faiss_ivf_nprobe: int | None = Field(None, ge=1, le=65536)

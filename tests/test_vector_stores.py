@@ -153,25 +153,27 @@ def test_old_milvus_collections_are_dropped(pipeline: Pipeline, backend: str):
 
 # ------------------------------------------------------------------ FAISS index choice
 def test_auto_chooses_the_index_kind_by_size():
-    config = FaissConfig(hnsw_min_passages=100, ivfpq_min_passages=1000)
-    assert [config.kind_for(n) for n in (10, 100, 999, 1000)] == ["flat", "hnsw", "hnsw", "ivfpq"]
-    assert FaissConfig().kind_for(10_000) == "flat" and FaissConfig().kind_for(10**6) == "ivfpq"
+    config = FaissConfig(ivf_min_passages=100, ivfpq_min_passages=1000)
+    assert [config.kind_for(n) for n in (10, 100, 999, 1000)] == ["flat", "ivf", "ivf", "ivfpq"]
+    assert [FaissConfig().kind_for(n) for n in (10**4, 10**6, 10**7)] == ["flat", "ivf", "ivfpq"]
+    assert FaissConfig(kind="hnsw").kind_for(10) == "hnsw"
     assert ivf_lists(10**6) == 1024 and ivf_lists(100) == 2
     assert pq_subquantizers(384, 8) == 48 and pq_subquantizers(100, 8) == 10
 
 
-def test_ivfpq_recall_and_mmap_loading(tmp_path: Path):
+@pytest.mark.parametrize("kind", ["ivf", "ivfpq"])
+def test_ivf_recall_and_mmap_loading(tmp_path: Path, kind: str):
     rng = np.random.default_rng(0)
     centers = _unit(50, 32)
     vectors = centers[rng.integers(0, 50, 4000)] + 0.3 * rng.standard_normal((4000, 32)).astype(np.float32) / np.sqrt(32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     queries = vectors[:50] + 0.05 * _unit(50, 32, seed=3)
-    store = FaissStore(FaissConfig(kind="ivfpq"))
+    store = FaissStore(FaissConfig(kind=kind))
     store.build(vectors)
-    assert store.kind == "ivfpq" and store.describe()["nlist"] == ivf_lists(4000)
+    assert store.kind == kind and store.describe()["nlist"] == ivf_lists(4000)
     store.save(tmp_path)
     loaded = FaissStore.load(tmp_path, nprobe=8, mmap=True)
-    assert loaded.kind == "ivfpq" and loaded.config.ivf_nprobe == 8
+    assert loaded.kind == kind and loaded.config.ivf_nprobe == 8
     truth = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
     found = loaded.search(queries, 10)[1]
     recall = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)])

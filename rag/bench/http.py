@@ -62,7 +62,20 @@ def running_server(index_dir: Path, env: dict[str, str] | None = None, log_path:
             log.close()
 
 
-def request(port: int, method: str, path: str, body: dict | None = None, conn: http.client.HTTPConnection | None = None):
+def _server_timing(header: str) -> dict[str, float]:
+    """``retrieve;dur=9.1, read;dur=31.0, app;dur=41.0`` -> {"retrieve": 9.1, ...}."""
+    out = {}
+    for part in header.split(","):
+        name, _, rest = part.strip().partition(";dur=")
+        try:
+            out[name] = float(rest)
+        except ValueError:
+            continue
+    return out
+
+
+def request(port: int, method: str, path: str, body: dict | None = None, conn: http.client.HTTPConnection | None = None,
+            stages: dict[str, float] | None = None):
     own = conn is None
     conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     try:
@@ -70,7 +83,10 @@ def request(port: int, method: str, path: str, body: dict | None = None, conn: h
         headers = {"Content-Type": "application/json"} if payload else {}
         conn.request(method, path, body=payload, headers=headers)
         response = conn.getresponse()
-        return response.status, response.read()
+        body_bytes = response.read()
+        if stages is not None:
+            stages.update(_server_timing(response.getheader("Server-Timing") or ""))
+        return response.status, body_bytes
     finally:
         if own:
             conn.close()
@@ -81,6 +97,7 @@ def load_test(port: int, path: str, bodies: list[dict], concurrency: int, total:
     lock = threading.Lock()
     counter = iter(range(total))
     latencies: list[float] = []
+    server: dict[str, list[float]] = {}
     errors: dict[int, int] = {}
 
     def worker():
@@ -92,8 +109,9 @@ def load_test(port: int, path: str, bodies: list[dict], concurrency: int, total:
                 if i is None:
                     return
                 started = time.perf_counter()
+                stages: dict[str, float] = {}
                 try:
-                    status, _ = request(port, "POST", path, bodies[i % len(bodies)], conn)
+                    status, _ = request(port, "POST", path, bodies[i % len(bodies)], conn, stages)
                 except (OSError, http.client.HTTPException):
                     status = 599
                     conn.close()
@@ -102,6 +120,8 @@ def load_test(port: int, path: str, bodies: list[dict], concurrency: int, total:
                 with lock:
                     if status == 200:
                         latencies.append(elapsed)
+                        for name, ms in stages.items():
+                            server.setdefault(name, []).append(ms)
                     else:
                         errors[status] = errors.get(status, 0) + 1
         finally:
@@ -124,6 +144,8 @@ def load_test(port: int, path: str, bodies: list[dict], concurrency: int, total:
         "wall_s": round(wall, 2),
         "requests_per_s": round(len(latencies) / wall, 1),
         "latency_ms": percentiles(latencies),
+        # The server's own Server-Timing header: stage times and "app" (time inside the app).
+        "server_timing_p50_ms": {name: percentiles(v)["p50"] for name, v in server.items()},
         "load_average_before": load_before,
         "load_average_after": load_average(),
     }

@@ -186,7 +186,7 @@ def build_beir_index(pipeline: Pipeline, beir: BeirSet, folder: Path) -> tuple[P
 
 def beir_params(pipeline: Pipeline, mode: str, **overrides) -> RetrievalParams:
     params = RetrievalParams.from_settings(pipeline.settings, mode)
-    return dataclasses.replace(params, top_k=BEIR_PASSAGE_DEPTH, **overrides)
+    return dataclasses.replace(params, **{"top_k": BEIR_PASSAGE_DEPTH, **overrides})
 
 
 def beir_run(pipeline: Pipeline, beir: BeirSet, back: dict[str, str], params: RetrievalParams, *, batch_size: int = 64,

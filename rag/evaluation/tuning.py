@@ -21,9 +21,12 @@ from rag.pipeline import Pipeline
 from rag.retrieval import Retriever
 
 DENSE_WEIGHTS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0)
-RRF_KS = (5, 20, 60, 120)
-DEPTHS = (20, 50, 100, 200)
-
+RRF_KS = (5, 10, 20, 60, 120)
+# candidate_depth only matters when it exceeds the passages asked for (the retriever takes
+# max(candidate_depth, top_k) from each list), so depths are compared at the service's depth:
+# 20 passages, the most `rag eval` and the API show.
+DEPTHS = (10, 20, 50, 100, 200)
+SERVICE_TOP_K = 20
 
 class CachedQueryEncoder(Encoder):
     """Wraps an encoder; remembers the vector of every text it has encoded."""
@@ -48,26 +51,38 @@ class CachedQueryEncoder(Encoder):
 def tune_fusion(pipeline: Pipeline, beir: BeirSet, *, index_dir: Path | None = None,
                 dense_weights: Sequence[float] = DENSE_WEIGHTS, rrf_ks: Sequence[int] = RRF_KS,
                 depths: Sequence[int] = DEPTHS) -> dict:
-    """nDCG@10 (and recall@100, mrr@10) of every grid point, best first, plus the single retrievers."""
+    """Stage 1: weights x rrf_k at full depth (nDCG@10, recall@100, mrr@10), best first.
+    Stage 2: candidate_depth at the best weights, with 20 passages per query (nDCG@10, mrr@10)."""
     with _index_folder(index_dir) as folder:
         pipeline, back, _ = build_beir_index(pipeline, beir, Path(folder))
         retriever = Retriever(CachedQueryEncoder(pipeline.encoder))
-        rows = []
-        for mode in ("bm25", "dense"):
-            run, _ = beir_run(pipeline, beir, back, beir_params(pipeline, mode), retriever=retriever, show_progress=False)
-            rows.append({"mode": mode, **M.beir_metrics(beir.qrels, run)})
+
+        def measure(mode: str, **params) -> dict:
+            run, _ = beir_run(pipeline, beir, back, beir_params(pipeline, mode, **params), retriever=retriever, show_progress=False)
+            return M.beir_metrics(beir.qrels, run)
+
         started = time.perf_counter()
-        for dense_weight, rrf_k, depth in itertools.product(dense_weights, rrf_ks, depths):
-            params = beir_params(pipeline, "hybrid", bm25_weight=1.0, dense_weight=dense_weight, rrf_k=rrf_k, candidate_depth=depth)
-            run, _ = beir_run(pipeline, beir, back, params, retriever=retriever, show_progress=False)
-            rows.append({"mode": "hybrid", "dense_weight": dense_weight, "rrf_k": rrf_k, "candidate_depth": depth,
-                         **M.beir_metrics(beir.qrels, run)})
-        hybrid = sorted((r for r in rows if r["mode"] == "hybrid"), key=lambda r: (-r["ndcg@10"], -r["recall@100"]))
+        single = [{"mode": mode, **measure(mode)} for mode in ("bm25", "dense")]
+        grid = [
+            {"dense_weight": w, "rrf_k": k, **measure("hybrid", bm25_weight=1.0, dense_weight=w, rrf_k=k)}
+            for w, k in itertools.product(dense_weights, rrf_ks)
+        ]
+        grid.sort(key=lambda r: (-r["ndcg@10"], -r["recall@100"]))
+        best = grid[0]
+        depth_rows = [
+            {"candidate_depth": d, "top_k": SERVICE_TOP_K,
+             **measure("hybrid", bm25_weight=1.0, dense_weight=best["dense_weight"], rrf_k=best["rrf_k"], candidate_depth=d, top_k=SERVICE_TOP_K)}
+            for d in depths
+        ]
+        for row in depth_rows:
+            row.pop("recall@100")  # meaningless with 20 passages
         return {
             "split": beir.split,
             "queries": len(beir.queries),
-            "single": [r for r in rows if r["mode"] != "hybrid"],
-            "best": hybrid[0] if hybrid else None,
-            "grid": hybrid,
-            "grid_seconds": round(time.perf_counter() - started, 1),
+            "single": single,
+            "best": {"bm25_weight": 1.0, "dense_weight": best["dense_weight"], "rrf_k": best["rrf_k"],
+                     "candidate_depth": max(depth_rows, key=lambda r: (r["ndcg@10"], -r["candidate_depth"]))["candidate_depth"]},
+            "weights_grid": grid,
+            "depth_grid": depth_rows,
+            "seconds": round(time.perf_counter() - started, 1),
         }

@@ -1,23 +1,26 @@
 """FAISS backend: inner product over unit vectors (= cosine), index kind chosen by corpus size.
 
-``auto`` picks, by the number of passages N (384-dim MiniLM vectors, one query at a time, on
-the 2-core reference machine; numbers from ``rag bench scale``, see eval/BENCHMARKS.md):
+Measured with ``rag bench --section scale`` and the sweeps in eval/bench/NOTES.md: 384-dim
+MiniLM-like vectors (synthetic, drawn around real SQuAD paragraph embeddings), real SQuAD
+questions as queries, one query per call on one thread, on 2 shared CPU cores.  ``auto`` picks:
 
-* N < 50,000: ``flat`` (IndexFlatIP), exact.  A query scans every vector: ~0.1 ms per 10^3
-  passages, so ~5 ms at 5*10^4, where an approximate index starts to pay for its build time.
-* 50,000 <= N < 500,000: ``hnsw`` (IndexHNSWFlat, M=32, efConstruction=40, efSearch=128):
-  recall@10 against exact >= 0.99 at 10^5 in ~1 ms per query.  Memory is the float vectors plus
-  ~260 bytes of graph per vector; the build costs ~1-2 ms per vector on 2 cores, which is why
-  it stops at 5*10^5.
-* N >= 500,000: ``ivfpq`` (IVF with 4*sqrt(N) lists rounded to a power of two, PQ with
-  8 dimensions per byte, nprobe=64, re-ranked exactly by IndexRefineFlat over k*8 candidates):
-  builds ~10x faster than HNSW, and with memory mapping only the PQ codes (48 bytes per
-  vector at 384 dimensions) and the lists stay resident; re-ranking reads ~80 full vectors per
-  query from the mapped file.
+* N < 50,000: ``flat`` (IndexFlatIP), exact.  A query reads every vector: ~1 ms per 10^4
+  passages (9 ms at 10^5), so an index that must be trained stops paying for itself below ~5*10^4.
+* 50,000 <= N < 5,000,000: ``ivf`` (IVF with sqrt(N) lists rounded to a power of two, 8-bit
+  scalar quantization, nprobe=32).  At 10^6: recall@10 against exact 0.993 (nprobe 16: 0.984),
+  a few ms per query, 384 bytes per vector in RAM (384 MB), built in 44 s.  Alternatives
+  measured at the same sizes: HNSW (M=32, efConstruction=100, efSearch=256) reaches recall
+  0.987 at 10^5 in 0.6 ms but builds 10-15x slower on 2 cores (75 s at 10^5) and keeps the
+  float vectors plus a graph in RAM; IVF-PQ with 48 bytes per vector needs re-ranking of 32x
+  the candidates to reach 0.974 at 10^6 and builds 4x slower (polysemous training switched off).
+* N >= 5,000,000: ``ivfpq`` (IVF, PQ with 8 dimensions per byte, nprobe=32, re-ranked exactly
+  by IndexRefineFlat over k*32 candidates): 48 bytes per vector resident, where 8-bit codes
+  would need 2 GB per 5*10^6 vectors; the float vectors of the re-ranking stage are memory-mapped.
 
-Loading memory-maps the stored float vectors (``faiss.IO_FLAG_MMAP_IFC``: the flat storage of
-``flat``, ``hnsw`` and the re-ranking stage of ``ivfpq``), so opening even a large index is
-instant and its vectors live in the page cache, shared between processes, not on the heap.
+``hnsw`` stays available (``RAG_FAISS_INDEX=hnsw``) for machines with more cores.  Loading
+memory-maps the float vectors that an index keeps (``faiss.IO_FLAG_MMAP_IFC``: the storage of
+``flat`` and ``hnsw`` and the re-ranking stage of ``ivfpq``), so opening a large index is
+instant and the vectors live in the page cache, shared between processes, not on the heap.
 """
 from __future__ import annotations
 
@@ -33,24 +36,25 @@ from rag.store.base import VectorStore
 
 INDEX_FILE = "faiss.index"
 PARAMS_FILE = "faiss.json"
-KINDS = ("flat", "hnsw", "ivfpq")
+KINDS = ("flat", "hnsw", "ivf", "ivfpq")
 # Batches of at least this many queries use every core (and BLAS for flat search).
 SINGLE_THREAD_BELOW = 8
 
 
 @dataclass(frozen=True)
 class FaissConfig:
-    kind: str = "auto"  # auto | flat | hnsw | ivfpq
-    hnsw_min_passages: int = 50_000
-    ivfpq_min_passages: int = 500_000
+    kind: str = "auto"  # auto | flat | hnsw | ivf | ivfpq
+    ivf_min_passages: int = 50_000
+    ivfpq_min_passages: int = 5_000_000
     hnsw_m: int = 32
     hnsw_ef_construction: int = 100
     hnsw_ef_search: int = 256
-    ivf_nprobe: int = 64
+    ivf_nprobe: int = 32
     pq_dims_per_byte: int = 8
-    refine_factor: int = 16
-    # Training points per IVF list (faiss warns below 39) and k-means iterations: more of either
-    # only slows the build down (faiss' defaults, 256 and 25, cost ~10x the time for <0.5% recall).
+    refine_factor: int = 32
+    # Training points per IVF list (faiss warns below 39) and k-means iterations: fewer than
+    # faiss' defaults (256 and 25) keep training under a minute at 10^6 on 2 cores; the recall
+    # figures above were measured with these values.
     train_per_list: int = 64
     kmeans_iterations: int = 10
 
@@ -58,7 +62,7 @@ class FaissConfig:
     def from_settings(cls, settings) -> FaissConfig:
         config = cls(
             kind=settings.faiss_index,
-            hnsw_min_passages=settings.faiss_hnsw_min_passages,
+            ivf_min_passages=settings.faiss_ivf_min_passages,
             ivfpq_min_passages=settings.faiss_ivfpq_min_passages,
         )
         return config.with_overrides(settings.faiss_hnsw_ef_search, settings.faiss_ivf_nprobe)
@@ -73,9 +77,9 @@ class FaissConfig:
     def kind_for(self, n: int) -> str:
         if self.kind != "auto":
             return self.kind
-        if n < self.hnsw_min_passages:
+        if n < self.ivf_min_passages:
             return "flat"
-        return "hnsw" if n < self.ivfpq_min_passages else "ivfpq"
+        return "ivf" if n < self.ivfpq_min_passages else "ivfpq"
 
 
 def ivf_lists(n: int) -> int:
@@ -113,8 +117,8 @@ class FaissStore(VectorStore):
         elif self.kind == "hnsw":
             index = faiss.IndexHNSWFlat(d, self.config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = self.config.hnsw_ef_construction
-        elif self.kind == "ivfpq":
-            index = self._train_ivfpq(vectors)
+        elif self.kind in ("ivf", "ivfpq"):
+            index = self._train_ivf(vectors)
         else:
             raise ValueError(f"unknown FAISS index kind {self.kind!r}; use auto, {', '.join(KINDS)}")
         if n:
@@ -122,28 +126,36 @@ class FaissStore(VectorStore):
         self._index = index
         self._apply_search_params()
 
-    def _train_ivfpq(self, vectors: np.ndarray) -> faiss.Index:
+    def _train_ivf(self, vectors: np.ndarray) -> faiss.Index:
         n, d = vectors.shape
         nlist = ivf_lists(n)
-        m = pq_subquantizers(d, self.config.pq_dims_per_byte)
-        nbits = 8 if n >= 256 * 39 else max(1, min(8, int(math.log2(max(n // 39, 2)))))
-        base = faiss.index_factory(d, f"IVF{nlist},PQ{m}x{nbits}", faiss.METRIC_INNER_PRODUCT)
+        if self.kind == "ivf":
+            codes = "SQ8"
+        else:
+            m = pq_subquantizers(d, self.config.pq_dims_per_byte)
+            codes = f"PQ{m}x{8 if n >= 256 * 39 else max(1, min(8, int(math.log2(max(n // 39, 2)))))}"
+        base = faiss.index_factory(d, f"IVF{nlist},{codes}", faiss.METRIC_INNER_PRODUCT)
         ivf = faiss.downcast_index(faiss.extract_index_ivf(base))
         ivf.cp.niter = self.config.kmeans_iterations
         # Polysemous training (on by default) re-orders PQ codes for Hamming filtering, which
         # we do not use; it costs minutes per build (240 s of a 241 s train at 2*10^4 vectors).
-        ivf.do_polysemous_training = False
+        if hasattr(ivf, "do_polysemous_training"):
+            ivf.do_polysemous_training = False
         sample = min(n, max(nlist * self.config.train_per_list, 256 * 39))
         rng = np.random.default_rng(0)
         train = vectors if sample >= n else vectors[np.sort(rng.choice(n, sample, replace=False))]
         base.train(train)
-        return faiss.IndexRefineFlat(base)
+        # 8-bit codes rank as well as floats here (re-ranking 4x or 32x the candidates exactly
+        # gave the same recall at 10^6), so only PQ gets an exact re-ranking stage.
+        return base if self.kind == "ivf" else faiss.IndexRefineFlat(base)
 
     def _apply_search_params(self) -> None:
         if self._index is None:
             return
         if self.kind == "hnsw":
             faiss.downcast_index(self._index).hnsw.efSearch = self.config.hnsw_ef_search
+        elif self.kind == "ivf":
+            faiss.extract_index_ivf(self._index).nprobe = self.config.ivf_nprobe
         elif self.kind == "ivfpq":
             refine = faiss.downcast_index(self._index)
             refine.k_factor = float(self.config.refine_factor)
@@ -199,6 +211,8 @@ class FaissStore(VectorStore):
         params = asdict(self.config)
         params.pop("kind")
         info = {"backend": self.backend, "index": self.kind, "metric": "inner_product", "params": params}
+        if self._index is not None and self.kind == "ivf":
+            info["nlist"] = int(faiss.extract_index_ivf(self._index).nlist)
         if self._index is not None and self.kind == "ivfpq":
             ivf = faiss.extract_index_ivf(faiss.downcast_index(self._index).base_index)
             info["nlist"] = int(ivf.nlist)
