@@ -108,8 +108,12 @@ def serve_command(
     from rag.pipeline import Pipeline
     from rag.store.corpus_index import CURRENT_FILE
 
-    _logging(verbose)
+    from rag.api.observability import configure_logging
+
     settings = make_settings(host=host, port=port, index_dir=index)
+    _logging(verbose)
+    # One JSON object per log line (RAG_LOG_JSON=false for plain text), request ids included.
+    configure_logging(settings.log_json, logging.DEBUG if verbose else logging.INFO)
     pipeline = Pipeline(settings)
     if build and not (settings.index_dir / CURRENT_FILE).exists():
         typer.echo(f"no index at {settings.index_dir}: indexing {settings.corpus_dir} first", err=True)
@@ -118,12 +122,22 @@ def serve_command(
         except RagError as exc:
             _fail(exc)
         typer.echo(f"indexed {report.documents} documents, {report.passages} passages", err=True)
-    uvicorn.run(create_app(settings, pipeline), host=settings.host, port=settings.port, log_level="info")
+    # With JSON logs, uvicorn's own loggers propagate to the JSON root handler (log_config=None),
+    # and its access log is off because the app writes one line per request with its request id.
+    uvicorn.run(create_app(settings, pipeline), host=settings.host, port=settings.port, log_level="info",
+                log_config=None if settings.log_json else uvicorn.config.LOGGING_CONFIG,
+                access_log=not settings.log_json)
 
 
-from rag.bench.command import bench_command  # noqa: E402 - registered after the core commands
+# Registered after the core commands so `rag --help` lists index, ask and serve first; these
+# modules import torch, faiss and friends only inside the command bodies.
+from rag.bench.command import bench_command  # noqa: E402
+from rag.evaluation.command import eval_command  # noqa: E402
+from rag.reading.training import train_reader_command  # noqa: E402
 
+app.command("eval")(eval_command)
 app.command("bench")(bench_command)
+app.command("train-reader")(train_reader_command)
 
 
 def main() -> None:  # pragma: no cover
