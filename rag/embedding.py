@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 _MINILM_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 # Below this many texts a progress bar is noise (a question, a small upload).
 PROGRESS_BAR_MIN_TEXTS = 256
+# Up to this many texts go through ONNX Runtime when it is on (questions: one per request, 32
+# per evaluation batch); bigger batches (index builds) stay on PyTorch, whose batched
+# throughput is as good and which shows a progress bar.
+ONNX_MAX_TEXTS = 64
 
 
 class Encoder(ABC):
@@ -70,10 +74,19 @@ class HashingEncoder(Encoder):
 
 
 class SentenceTransformerEncoder(Encoder):
-    def __init__(self, model: str, device: str = "cpu"):
+    """sentence-transformers on PyTorch; questions on ONNX Runtime when ``runtime`` allows.
+
+    runtime: "torch" | "onnx" (fail if the model cannot run there) | "auto" (ONNX Runtime for
+    local models on CPU when the export reproduces PyTorch's vectors, else PyTorch).
+    """
+
+    def __init__(self, model: str, device: str = "cpu", runtime: str = "torch", onnx_cache_dir: Path | None = None):
         self.name = model
         self.device = device
+        self.runtime = runtime
+        self.onnx_cache_dir = onnx_cache_dir
         self._model = None
+        self._onnx = None
         self._lock = threading.Lock()
 
     def _location(self) -> str:
@@ -101,6 +114,30 @@ class SentenceTransformerEncoder(Encoder):
             except Exception as exc:  # noqa: BLE001 - hub/IO/format errors all mean "cannot load"
                 raise ModelLoadError(f"cannot load embedding model {self.name!r} from {location}: {exc}") from exc
             self.max_seq_length = int(self._model.max_seq_length or 256)
+            self._onnx = self._load_onnx(Path(location))
+
+    def _load_onnx(self, location: Path):
+        if self.runtime == "torch":
+            return None
+        from rag.embedding_onnx import OnnxQueryEncoder
+
+        try:
+            if self.device != "cpu":
+                raise ModelLoadError(f"ONNX Runtime is used on CPU only (device {self.device!r})")
+            if not location.is_dir():
+                raise ModelLoadError(f"{self.name!r} is not a local folder (ONNX export needs one)")
+            return OnnxQueryEncoder.for_model(self._model, location, self.onnx_cache_dir)
+        except ModelLoadError as exc:
+            if self.runtime == "onnx":
+                raise
+            log.info("questions are encoded with PyTorch: %s", exc)
+            return None
+
+    @property
+    def query_runtime(self) -> str:
+        """Where questions are encoded: "onnx" or "torch" (after warm-up)."""
+        self.warm_up()
+        return "onnx" if self._onnx is not None else "torch"
 
     @property
     def model(self):
@@ -114,9 +151,12 @@ class SentenceTransformerEncoder(Encoder):
         return int(getter())
 
     def encode(self, texts: Sequence[str], batch_size: int = 64, show_progress: bool | None = None) -> np.ndarray:
+        model = self.model
+        if self._onnx is not None and 0 < len(texts) <= ONNX_MAX_TEXTS:
+            return self._onnx.encode(list(texts))
         if show_progress is None:
             show_progress = len(texts) >= PROGRESS_BAR_MIN_TEXTS
-        vectors = self.model.encode(
+        vectors = model.encode(
             list(texts),
             batch_size=batch_size,
             normalize_embeddings=True,
@@ -126,7 +166,7 @@ class SentenceTransformerEncoder(Encoder):
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
 
 
-def load_encoder(name: str, device: str = "cpu") -> Encoder:
+def load_encoder(name: str, device: str = "cpu", runtime: str = "torch", onnx_cache_dir: Path | None = None) -> Encoder:
     """Cheap: returns an encoder whose model loads on ``warm_up()`` or first use."""
     if name.startswith("hashing:"):
         try:
@@ -135,4 +175,4 @@ def load_encoder(name: str, device: str = "cpu") -> Encoder:
             raise ModelLoadError(f"bad hashing encoder spec {name!r}; expected hashing:<dimension>") from exc
     if Path(name).expanduser().exists():
         name = str(Path(name).expanduser().resolve())
-    return SentenceTransformerEncoder(name, device=device)
+    return SentenceTransformerEncoder(name, device=device, runtime=runtime, onnx_cache_dir=onnx_cache_dir)

@@ -33,8 +33,9 @@ MAX_ANSWERS = 3
 class Pipeline:
     def __init__(self, settings: Settings, encoder: Encoder | None = None, reader: Reader | None = None):
         self.settings = settings
-        self.encoder = encoder or load_encoder(settings.embedding_model, settings.device)
-        self.reader = reader or load_reader(settings.reader, settings.max_answer_tokens, settings.device)
+        self.encoder = encoder or load_encoder(settings.embedding_model, settings.device, settings.encoder_runtime, settings.onnx_cache_dir)
+        self.reader = reader or load_reader(settings.reader, settings.max_answer_tokens, settings.device,
+                                             settings.reader_runtime, settings.onnx_cache_dir)
         self.retriever = Retriever(self.encoder)
         self._index: CorpusIndex | None = None
         self._index_pointer: str | None = None

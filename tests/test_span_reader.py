@@ -186,3 +186,27 @@ def test_shipped_reader_answers_nato_question():
     _check_offsets(out)
     assert "Lord Hastings Lionel Ismay" in out.spans[0].text
     assert out.spans[0].score >= reader.default_threshold
+
+
+def test_onnx_runtime_reads_the_same_spans_as_pytorch(tiny_model_dir, tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    torch_reader = SpanReader(tiny_model_dir, runtime="torch")
+    onnx_reader = SpanReader(tiny_model_dir, runtime="onnx", onnx_cache_dir=tmp_path)
+    assert torch_reader.model_runtime == "torch" and onnx_reader.model_runtime == "onnx"
+    cut = PARAGRAPH.index("Helsinki is")
+    passages = [_retrieved(PARAGRAPH, 0, cut, 0), _retrieved(PARAGRAPH, cut, len(PARAGRAPH), 1)]
+    for question in ("When did the line open?", "Which cities does the ferry link?"):
+        a = torch_reader.read(question, passages, top_n=3)
+        b = onnx_reader.read(question, passages, top_n=3)
+        _check_offsets(b)
+        assert [(s.start, s.end) for s in a.spans] == [(s.start, s.end) for s in b.spans]
+        assert [s.score for s in b.spans] == pytest.approx([s.score for s in a.spans], abs=1e-4)
+    # The export is cached: a second reader reuses the graph file.
+    graphs = list(tmp_path.rglob("model.onnx"))
+    assert len(graphs) == 1
+    stamp = graphs[0].stat().st_mtime_ns
+    assert SpanReader(tiny_model_dir, runtime="auto", onnx_cache_dir=tmp_path).model_runtime == "onnx"
+    assert graphs[0].stat().st_mtime_ns == stamp
+    # int8 quantisation is a PyTorch feature: "auto" keeps PyTorch there.
+    assert SpanReader(tiny_model_dir, runtime="auto", quantize="int8", onnx_cache_dir=tmp_path).model_runtime == "torch"

@@ -1,15 +1,15 @@
 """Experiment: all-MiniLM-L6-v2 on ONNX Runtime (fp32 and dynamic int8) against PyTorch.
 
-Not used by the service.  It answers: is the query encoder faster on ONNX Runtime, and does
+The service runs fp32 questions on ONNX Runtime (rag/embedding_onnx.py) because of this
+experiment.  It answers: is the query encoder faster on ONNX Runtime, and does
 int8 keep retrieval quality?  Quality is dense-only SQuAD v1.1 open retrieval over its 2,067
 paragraphs: recall@k of each question's own paragraph, on 1,000 questions (seed 0).
 
     pip install onnx   # the exporter and the quantizer need it; onnxruntime runs the model
     python -m rag.bench.onnx_encoder --squad ../shared/data/squad-v1.1/dev-v1.1.json --out eval/bench/onnx.json
 
-The export wraps the model with mean pooling and L2 normalisation, uses eager attention (the
-SDPA path traces to a graph whose outputs differ from PyTorch's: cosine 0.96), and checks that
-fp32 ONNX matches sentence-transformers (cosine > 0.9999) before measuring anything.
+The export (rag.embedding_onnx.export) wraps the model with mean pooling and L2 normalisation;
+fp32 ONNX must match sentence-transformers (cosine > 0.9999) before anything is measured.
 """
 from __future__ import annotations
 
@@ -23,34 +23,8 @@ import numpy as np
 
 from rag.bench.common import load_average, percentiles, timed, write_json
 from rag.bench.data import load_squad
-
-INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-
-
-def export(model_path: str, target: Path) -> None:
-    import torch
-    from transformers import AutoModel, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModel.from_pretrained(model_path, attn_implementation="eager").eval()
-
-    class Pooled(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            hidden = self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, dim=-1)
-
-    dummy = tokenizer(["a longer sentence with several more tokens in it", "short"], padding=True, return_tensors="pt")
-    axes = {name: {0: "batch", 1: "tokens"} for name in INPUTS}
-    with torch.inference_mode():
-        torch.onnx.export(Pooled(model), tuple(dummy[n] for n in INPUTS), str(target), input_names=list(INPUTS),
-                          output_names=["embedding"], dynamic_axes={**axes, "embedding": {0: "batch"}}, opset_version=17, dynamo=False)
-
+from rag.embedding_onnx import export
+from rag.onnx_cache import INPUTS
 
 class OrtEncoder:
     def __init__(self, onnx_path: Path, model_path: str, threads: int = 2):
@@ -90,7 +64,7 @@ def run(squad: Path, n_questions: int = 1000, threads: int = 2) -> dict:
     results: dict = {"load_average_before": load_average(), "questions": n_questions, "paragraphs": len(sample.paragraphs)}
     with tempfile.TemporaryDirectory() as tmp:
         fp32, int8 = Path(tmp) / "minilm.onnx", Path(tmp) / "minilm-int8.onnx"
-        export(model_path, fp32)
+        export(Path(model_path), fp32)
         quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)
         torch_encoder = load_encoder("sentence-transformers/all-MiniLM-L6-v2")
         encoders = {"pytorch (sentence-transformers)": (torch_encoder.encode, torch_encoder.encode_query)}

@@ -11,7 +11,8 @@ log = logging.getLogger(__name__)
 __all__ = ["Reader", "HeuristicReader", "load_reader"]
 
 
-def load_reader(spec: str, max_answer_tokens: int = 30, device: str = "cpu") -> Reader:
+def load_reader(spec: str, max_answer_tokens: int = 30, device: str = "cpu", runtime: str = "torch",
+                onnx_cache_dir=None) -> Reader:
     """Cheap: the model (if any) loads on ``warm_up()``.
 
     ``auto``: the shipped span reader when its weights are installed, else the heuristic reader;
@@ -37,4 +38,4 @@ def load_reader(spec: str, max_answer_tokens: int = 30, device: str = "cpu") -> 
         spec = str(path)
     from rag.reading.span import SpanReader
 
-    return SpanReader(spec, max_answer_tokens=max_answer_tokens, device=device)
+    return SpanReader(spec, max_answer_tokens=max_answer_tokens, device=device, runtime=runtime, onnx_cache_dir=onnx_cache_dir)

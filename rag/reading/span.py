@@ -16,6 +16,7 @@ the best span's probability.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 from collections.abc import Sequence
@@ -26,6 +27,8 @@ from rag.errors import ModelLoadError
 from rag.evaluation.squad_metrics import normalize_answer
 from rag.reading.base import Reader
 from rag.types import AnswerSpan, ReaderOutput, RetrievedPassage
+
+log = logging.getLogger(__name__)
 
 CALIBRATION_FILE = "reader_calibration.json"
 MAX_QUESTION_TOKENS = 64
@@ -87,14 +90,14 @@ class SpanCandidate:
     margin: float  # score - null
 
 
-def load_qa_model(name: str | Path):
+def load_qa_model(name: str | Path, **kwargs):
     """AutoModelForQuestionAnswering in fp32 (the shipped weights are fp16 on disk)."""
     import torch
     import transformers
     from transformers import AutoModelForQuestionAnswering
 
     key = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
-    return AutoModelForQuestionAnswering.from_pretrained(str(name), **{key: torch.float32})
+    return AutoModelForQuestionAnswering.from_pretrained(str(name), **{key: torch.float32}, **kwargs)
 
 
 def truncate_question(tokenizer, question: str, max_tokens: int = MAX_QUESTION_TOKENS) -> str:
@@ -233,7 +236,9 @@ class SpanReader(Reader):
     length and overlap in word pieces.  ``batch_size``: windows per forward pass (5 passages fit
     in one).  ``num_threads``: torch CPU threads (None: torch's default).  ``quantize="int8"``:
     dynamic int8 Linear layers on CPU (faster, about 2 F1 lower on the shipped model).
-    ``threshold``: overrides the calibrated default threshold.
+    ``threshold``: overrides the calibrated default threshold.  ``runtime``: "torch", "onnx"
+    (fail if the model cannot run there) or "auto" (ONNX Runtime for a local fp32 model on CPU
+    when its logits match PyTorch's, see span_onnx.py; else PyTorch).
     """
 
     name = "span"
@@ -251,7 +256,11 @@ class SpanReader(Reader):
         num_threads: int | None = None,
         quantize: str = "none",
         threshold: float | None = None,
+        runtime: str = "torch",
+        onnx_cache_dir: Path | None = None,
     ):
+        if runtime not in ("torch", "onnx", "auto"):
+            raise ValueError("runtime must be 'torch', 'onnx' or 'auto'")
         if quantize not in ("none", "int8"):
             raise ValueError("quantize must be 'none' or 'int8'")
         self.model_name = str(model) if model is not None else str(default_reader_path())
@@ -262,6 +271,8 @@ class SpanReader(Reader):
         self.device = device
         self.num_threads = num_threads
         self.quantize = quantize
+        self.runtime = runtime
+        self.onnx_cache_dir = onnx_cache_dir
         self._threshold_override = threshold
         self.calibration = Calibration()
         self._model = None
@@ -295,6 +306,7 @@ class SpanReader(Reader):
                 model = quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
             else:
                 model.to(self.device)
+                model = self._onnx_or(model, tokenizer)
             if Path(self.model_name).is_dir():
                 calibration = Calibration.load(Path(self.model_name))
                 if calibration is not None:
@@ -303,6 +315,28 @@ class SpanReader(Reader):
                         self.default_threshold = calibration.threshold
             self._tokenizer = tokenizer
             self._model = model
+
+    def _onnx_or(self, model, tokenizer):
+        """The ONNX Runtime twin of ``model`` when ``runtime`` allows and it matches, else ``model``."""
+        if self.runtime == "torch":
+            return model
+        from rag.reading.span_onnx import OnnxQAModel
+
+        try:
+            if self.device != "cpu":
+                raise ModelLoadError(f"ONNX Runtime is used on CPU only (device {self.device!r})")
+            return OnnxQAModel.for_model(model, tokenizer, Path(self.model_name), self.onnx_cache_dir, self.num_threads or 2)
+        except ModelLoadError as exc:
+            if self.runtime == "onnx":
+                raise
+            log.info("the reader runs on PyTorch: %s", exc)
+            return model
+
+    @property
+    def model_runtime(self) -> str:
+        """"onnx" or "torch" (after warm-up)."""
+        self.warm_up()
+        return "torch" if hasattr(self._model, "parameters") else "onnx"
 
     def read(self, question: str, passages: Sequence[RetrievedPassage], top_n: int = 3) -> ReaderOutput:
         if not passages or not question.strip():
