@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     # --- API -----------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    # The service's public base URL (e.g. https://qa.example.org): chat answers link their
+    # citations to <public_url>/v1/documents/<id>; empty = the request's own host.
+    public_url: str = ""
     max_question_chars: int = Field(1000, ge=1)
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1)
 

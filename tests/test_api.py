@@ -120,10 +120,11 @@ def test_bad_ask_requests_get_422(client, payload):
 
 @pytest.mark.parametrize(
     "raw, content_type",
-    [(b"{not json", "application/json"), (b"", "application/json"), (b"\xff\xfe", "application/json"), (b"question=hi", "application/x-www-form-urlencoded")],
+    [(b"{not json", "application/json"), (b"", "application/json"), (b"\xff\xfe", "application/json"),
+     (b"\x80", "application/json"), (b"\x00" * 13, "application/json"), (b"question=hi", "application/x-www-form-urlencoded")],
 )
 def test_malformed_bodies_are_4xx(client, raw, content_type):
-    for path in ("/v1/ask", "/v1/search"):
+    for path in ("/v1/ask", "/v1/search", "/v1/documents"):
         r = client.post(path, content=raw, headers={"content-type": content_type})
         assert 400 <= r.status_code < 500, (path, r.status_code, r.text)
 

@@ -253,8 +253,8 @@ def test_document_view_escapes_text(client):
     assert client.get("/documents/no-such-doc").status_code == 404
 
 
-def test_public_url_sets_citation_links(client, monkeypatch):
-    monkeypatch.setenv("RAG_PUBLIC_URL", "https://qa.example.org/")
+def test_public_url_sets_citation_links(client, fake_pipeline, monkeypatch):
+    monkeypatch.setattr(fake_pipeline.settings, "public_url", "https://qa.example.org/")
     body = _chat(client, QUESTION).json()
     assert body["choices"][0]["message"]["annotations"][0]["url_citation"]["url"] == "https://qa.example.org/documents/nato-indo-pacific-pivot#p1"
     assert "<https://qa.example.org/documents/nato-indo-pacific-pivot#p1>" in body["choices"][0]["message"]["content"]

@@ -10,7 +10,6 @@ input.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 import uuid
@@ -91,6 +90,18 @@ def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
     return walk(schema)
 
 
+_OPENAI_ERROR = {"content": {"application/json": {"schema": {
+    "type": "object", "required": ["error"],
+    "properties": {"error": {"type": "object", "required": ["message", "type"], "properties": {
+        "message": {"type": "string"}, "type": {"type": "string"},
+        "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}}}},
+}}}}
+# OpenAI-style error bodies ({"error": {...}}), the statuses the route answers besides 200.
+_ERRORS = {
+    400: {"description": "Invalid request body or messages", **_OPENAI_ERROR},
+    404: {"description": "Unknown model", **_OPENAI_ERROR},
+    503: {"description": "Index or models not ready", **_OPENAI_ERROR},
+}
 _BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": _inline_refs(ChatCompletionRequest.model_json_schema())}}}}
 
 
@@ -172,7 +183,7 @@ def public_base_url(request: Request, pipeline: Pipeline) -> str:
     Set it when clients call the service under an address users cannot open (Open WebUI in
     Docker calling ``http://host.docker.internal:8000``), so citation links still work.
     """
-    configured = getattr(pipeline.settings, "public_url", None) or os.environ.get("RAG_PUBLIC_URL", "")
+    configured = pipeline.settings.public_url
     return (str(configured) if configured else str(request.base_url)).rstrip("/")
 
 
@@ -209,7 +220,7 @@ def _extensions(answer: ChatAnswer) -> dict[str, Any]:
     }
 
 
-@router.post("/chat/completions", openapi_extra=_BODY, summary="OpenAI-compatible chat: cited extractive answers")
+@router.post("/chat/completions", openapi_extra=_BODY, responses=_ERRORS, summary="OpenAI-compatible chat: cited extractive answers")
 async def chat_completions(request: Request, pipeline: PipelineDep):
     try:
         body = await _parse(request)

@@ -148,6 +148,8 @@ async def _documents_from_request(request: Request, settings) -> list[Document]:
             body = DocumentIn.model_validate(json.loads(raw or b"null"))
         except json.JSONDecodeError as exc:
             raise InvalidRequest(f"malformed JSON: {exc.msg} at position {exc.pos}") from exc
+        except UnicodeDecodeError as exc:  # json.loads guesses UTF-8/16/32 from the first bytes
+            raise InvalidRequest(f"the JSON body is not valid {exc.encoding.upper()}") from exc
         except ValidationError as exc:
             raise InvalidRequest(_validation_message(exc)) from exc
         metadata = {k: getattr(body, k) for k in METADATA_FIELDS if getattr(body, k)}
