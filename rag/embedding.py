@@ -23,10 +23,10 @@ log = logging.getLogger(__name__)
 _MINILM_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 # Below this many texts a progress bar is noise (a question, a small upload).
 PROGRESS_BAR_MIN_TEXTS = 256
-# Up to this many texts go through ONNX Runtime when it is on (questions: one per request, 32
-# per evaluation batch); bigger batches (index builds) stay on PyTorch, whose batched
-# throughput is as good and which shows a progress bar.
-ONNX_MAX_TEXTS = 64
+# Texts per ONNX Runtime call when encoding many (index builds), sorted by length so a batch
+# pads little: 1.3x PyTorch's throughput on SQuAD paragraphs on 2 cores (15.5 vs 11.8/s under
+# load), identical vectors (cosine > 0.99999).
+ONNX_BATCH = 32
 
 
 class Encoder(ABC):
@@ -152,10 +152,10 @@ class SentenceTransformerEncoder(Encoder):
 
     def encode(self, texts: Sequence[str], batch_size: int = 64, show_progress: bool | None = None) -> np.ndarray:
         model = self.model
-        if self._onnx is not None and 0 < len(texts) <= ONNX_MAX_TEXTS:
-            return self._onnx.encode(list(texts))
         if show_progress is None:
             show_progress = len(texts) >= PROGRESS_BAR_MIN_TEXTS
+        if self._onnx is not None:
+            return self._encode_onnx(list(texts), show_progress)
         vectors = model.encode(
             list(texts),
             batch_size=batch_size,
@@ -164,6 +164,19 @@ class SentenceTransformerEncoder(Encoder):
             show_progress_bar=show_progress,
         )
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
+
+
+    def _encode_onnx(self, texts: list[str], show_progress: bool) -> np.ndarray:
+        if len(texts) <= ONNX_BATCH:
+            return self._onnx.encode(texts) if texts else np.zeros((0, self.dimension), dtype=np.float32)
+        from tqdm.auto import tqdm
+
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for lo in tqdm(range(0, len(texts), ONNX_BATCH), desc="embedding", unit="batch", disable=not show_progress):
+            rows = order[lo : lo + ONNX_BATCH]
+            out[rows] = self._onnx.encode([texts[i] for i in rows])
+        return out
 
 
 def load_encoder(name: str, device: str = "cpu", runtime: str = "torch", onnx_cache_dir: Path | None = None) -> Encoder:
