@@ -25,8 +25,9 @@ def test_each_mode_finds_the_ismay_paragraph(fake_pipeline, mode):
         assert scores.bm25 is None and 0 < scores.dense <= 1 and passages[0].score == pytest.approx(scores.dense)
     if mode == "hybrid":
         assert scores.bm25 > 0 and scores.dense > 0
-        # both retrievers ranked it first: fused = 2 / (60 + 1)
-        assert scores.fused == pytest.approx(2 / 61)
+        # both retrievers ranked it first: fused = (w_bm25 + w_dense) / (rrf_k + 1)
+        cfg = fake_pipeline.settings
+        assert scores.fused == pytest.approx((cfg.bm25_weight + cfg.dense_weight) / (cfg.rrf_k + 1))
 
 
 def test_top_k_and_ordering(fake_pipeline):

@@ -7,13 +7,14 @@ questions as queries, one query per call on one thread, on 2 shared CPU cores.  
 * N < 50,000: ``flat`` (IndexFlatIP), exact.  A query reads every vector: ~1 ms per 10^4
   passages (9 ms at 10^5), so an index that must be trained stops paying for itself below ~5*10^4.
 * 50,000 <= N < 5,000,000: ``ivf`` (IVF with sqrt(N) lists rounded to a power of two, 8-bit
-  scalar quantization, nprobe=32).  At 10^6: recall@10 against exact 0.993 (nprobe 16: 0.984),
-  a few ms per query, 384 bytes per vector in RAM (384 MB), built in 44 s.  Alternatives
+  scalar quantization, nprobe=128).  At 10^6 (``rag bench --section scale``): recall@10
+  against exact 0.981, ~10 ms per query, 384 bytes per vector (375 MB), built in 10 s.  (An
+  earlier sweep with 4x the training sample, eval/bench/NOTES.md, reached 0.993 at nprobe 32.)  Alternatives
   measured at the same sizes: HNSW (M=32, efConstruction=100, efSearch=256) reaches recall
   0.987 at 10^5 in 0.6 ms but builds 10-15x slower on 2 cores (75 s at 10^5) and keeps the
   float vectors plus a graph in RAM; IVF-PQ with 48 bytes per vector needs re-ranking of 32x
   the candidates to reach 0.974 at 10^6 and builds 4x slower (polysemous training switched off).
-* N >= 5,000,000: ``ivfpq`` (IVF, PQ with 8 dimensions per byte, nprobe=32, re-ranked exactly
+* N >= 5,000,000: ``ivfpq`` (IVF, PQ with 8 dimensions per byte, nprobe=128, re-ranked exactly
   by IndexRefineFlat over k*32 candidates): 48 bytes per vector resident, where 8-bit codes
   would need 2 GB per 5*10^6 vectors; the float vectors of the re-ranking stage are memory-mapped.
 
@@ -49,7 +50,11 @@ class FaissConfig:
     hnsw_m: int = 32
     hnsw_ef_construction: int = 100
     hnsw_ef_search: int = 256
-    ivf_nprobe: int = 32
+    # Lists searched per query.  recall@10 against exact search, measured by rag bench's scale
+    # data (1,000 real SQuAD questions): nprobe 32 / 64 / 128 -> 0.978 / 0.986 / 0.988 at 10^5
+    # (256 lists) and 0.976 / 0.978 / 0.981 at 10^6 (1,024 lists; 1.7 / 4.0 / 10.5 ms on 2
+    # loaded cores).  128 is the smallest value that reaches 0.98 at both sizes.
+    ivf_nprobe: int = 128
     pq_dims_per_byte: int = 8
     refine_factor: int = 32
     # Training points per IVF list (faiss warns below 39) and k-means iterations: fewer than
