@@ -1,0 +1,50 @@
+"""Quality floor: the seed gold set through the real pipeline must not get worse.
+
+The floors are the values measured for each reader (eval/RESULTS.md, rows "seed gold") minus a
+small margin for numerical noise between machines.  A reader this file does not know (a new
+model) must at least clear the heuristic reader's floor.  Raise a floor when quality improves.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from rag.evaluation.benchmarks import evaluate_gold
+from rag.evaluation.gold import load_gold
+
+SEED_GOLD = Path(__file__).resolve().parent.parent / "eval" / "seed_gold.jsonl"
+
+# Measured with all-MiniLM-L6-v2, hybrid retrieval, the reader's default threshold, batches of 32.
+FLOORS = {
+    "span": {
+        "em": 76.4, "f1": 79.06, "has_answer_f1": 75.84, "no_answer_accuracy": 93.75,
+        "recall@1": 0.8356, "recall@5": 1.0, "recall@20": 1.0, "mrr@5": 0.9057, "citation_accuracy": 0.9661,
+    },
+    "heuristic": {
+        "em": 30.34, "f1": 37.51, "has_answer_f1": 27.92, "no_answer_accuracy": 81.25,
+        "recall@1": 0.8356, "recall@5": 1.0, "recall@20": 1.0, "mrr@5": 0.9057, "citation_accuracy": 0.975,
+    },
+}
+# Allowed drop: 2 points on 0-100 metrics, 0.02 on 0-1 metrics.
+MARGIN_PCT, MARGIN_FRACTION = 2.0, 0.02
+TIME_LIMIT_S = 60
+
+
+@pytest.mark.e2e
+def test_seed_gold_quality_floor(real_pipeline):
+    questions = load_gold(SEED_GOLD)
+    started = time.perf_counter()
+    evaluation = evaluate_gold(real_pipeline, questions, batch_size=32, source=str(SEED_GOLD))
+    elapsed = time.perf_counter() - started
+    metrics = evaluation.metrics
+    assert metrics["questions"] == len(questions)
+    floor = FLOORS.get(real_pipeline.reader.name, FLOORS["heuristic"])
+    below = []
+    for key, minimum in floor.items():
+        margin = MARGIN_FRACTION if minimum <= 1.0 and key not in ("em", "f1", "has_answer_f1", "no_answer_accuracy") else MARGIN_PCT
+        if metrics[key] is None or metrics[key] < minimum - margin:
+            below.append(f"{key} {metrics[key]} < floor {minimum} - {margin}")
+    assert not below, f"reader {real_pipeline.reader.name}: " + "; ".join(below)
+    assert elapsed < TIME_LIMIT_S, f"the seed gold run took {elapsed:.1f} s"
