@@ -210,3 +210,15 @@ def test_onnx_runtime_reads_the_same_spans_as_pytorch(tiny_model_dir, tmp_path):
     assert graphs[0].stat().st_mtime_ns == stamp
     # int8 quantisation is a PyTorch feature: "auto" keeps PyTorch there.
     assert SpanReader(tiny_model_dir, runtime="auto", quantize="int8", onnx_cache_dir=tmp_path).model_runtime == "torch"
+
+
+def test_alternative_answers_do_not_overlap_in_one_paragraph(tiny_model_dir):
+    reader = SpanReader(tiny_model_dir)
+    cut = PARAGRAPH.index("Helsinki is")
+    passages = [_retrieved(PARAGRAPH, 0, cut, 0), _retrieved(PARAGRAPH, cut, len(PARAGRAPH), 1)]
+    out = reader.read("When did the line open?", passages, top_n=5)
+    _check_offsets(out)
+    spans = [(s.retrieved.paragraph.paragraph_index, s.start, s.end) for s in out.spans]
+    for i, (pa, a0, a1) in enumerate(spans):
+        for pb, b0, b1 in spans[i + 1:]:
+            assert pa != pb or a1 <= b0 or b1 <= a0, f"overlapping answers {spans}"

@@ -228,6 +228,13 @@ def rank_candidates(candidates: Sequence[Sequence[SpanCandidate]], calibration: 
     return ranked
 
 
+def _overlap(a: AnswerSpan, b: AnswerSpan) -> bool:
+    """Both spans quote overlapping characters of the same paragraph."""
+    pa, pb = a.retrieved.paragraph, b.retrieved.paragraph
+    same = (pa.document_id, pa.paragraph_index) == (pb.document_id, pb.paragraph_index)
+    return same and a.start < b.end and b.start < a.end
+
+
 class SpanReader(Reader):
     """Reads the top passages with an extractive-QA model; calibrated span scores.
 
@@ -362,8 +369,8 @@ class SpanReader(Reader):
             offset = rp.passage.paragraph_start
             span = AnswerSpan(rp, offset + c.start, offset + c.end, p)
             key = normalize_answer(span.text)
-            if not key or key in seen:
-                continue
+            if not key or key in seen or any(_overlap(span, kept) for kept in unique):
+                continue  # "Lord Hastings Lionel" after "Lord Hastings Lionel Ismay" is no alternative
             seen.add(key)
             unique.append(span)
             if len(unique) >= top_n:
