@@ -117,21 +117,14 @@ class SentenceTransformerEncoder(Encoder):
             self._onnx = self._load_onnx(Path(location))
 
     def _load_onnx(self, location: Path):
-        if self.runtime == "torch":
-            return None
-        from rag.embedding_onnx import OnnxQueryEncoder
+        from rag.onnx_cache import onnx_or
 
-        try:
-            if self.device != "cpu":
-                raise ModelLoadError(f"ONNX Runtime is used on CPU only (device {self.device!r})")
-            if not location.is_dir():
-                raise ModelLoadError(f"{self.name!r} is not a local folder (ONNX export needs one)")
+        def build():
+            from rag.embedding_onnx import OnnxQueryEncoder
+
             return OnnxQueryEncoder.for_model(self._model, location, self.onnx_cache_dir)
-        except ModelLoadError as exc:
-            if self.runtime == "onnx":
-                raise
-            log.info("questions are encoded with PyTorch: %s", exc)
-            return None
+
+        return onnx_or(self.runtime, self.device, location, build, None, "the encoder")
 
     @property
     def query_runtime(self) -> str:

@@ -13,16 +13,12 @@ PyTorch.
 """
 from __future__ import annotations
 
-import json
-import logging
 from pathlib import Path
 
 import numpy as np
 
 from rag.errors import ModelLoadError
-from rag.onnx_cache import INPUTS, cached_graph, discard, export_module, open_session
-
-log = logging.getLogger(__name__)
+from rag.onnx_cache import INPUTS, export_module, load_checked
 
 # The exported graph must reproduce PyTorch's vectors: the worst cosine over the probes.
 MIN_AGREEMENT = 0.9999
@@ -98,14 +94,11 @@ class OnnxQueryEncoder:
         transformer_dir = Path(model[0].auto_model.name_or_path)
         if not transformer_dir.is_dir():
             transformer_dir = model_dir
-        target, fresh = cached_graph(model_dir, "encoder", lambda path: export(transformer_dir, path), cache_dir)
-        encoder = cls(open_session(target, threads), model.tokenizer, int(model.max_seq_length or 256))
         reference = model.encode(list(PROBES), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-        agreement = float(np.min(np.sum(encoder.encode(list(PROBES)) * reference, axis=1)))
-        if agreement < MIN_AGREEMENT:
-            discard(target)
-            raise ModelLoadError(f"ONNX export of {model_dir} disagrees with PyTorch (cosine {agreement:.5f})")
-        if fresh:
-            (target.parent / "export.json").write_text(json.dumps({"model": str(model_dir), "agreement": agreement}))
-            log.info("exported %s to ONNX at %s (cosine to PyTorch %.6f)", model_dir, target, agreement)
-        return encoder
+
+        def check(encoder: OnnxQueryEncoder) -> tuple[bool, str]:
+            agreement = float(np.min(np.sum(encoder.encode(list(PROBES)) * reference, axis=1)))
+            return agreement >= MIN_AGREEMENT, f"cosine to PyTorch {agreement:.6f}"
+
+        return load_checked(model_dir, "encoder", lambda path: export(transformer_dir, path),
+                            lambda session: cls(session, model.tokenizer, int(model.max_seq_length or 256)), check, cache_dir, threads)

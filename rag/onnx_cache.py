@@ -10,13 +10,19 @@ differently.
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import os
 import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 from rag.errors import ModelLoadError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 OPSET = 17
 # BERT-style inputs, in the order the exported graphs take them.
@@ -82,6 +88,42 @@ def open_session(path: Path, threads: int = 2):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def discard(path: Path) -> None:
-    """Remove a graph that failed its agreement check, so the next start does not reuse it."""
-    path.unlink(missing_ok=True)
+def load_checked(model_dir: Path, kind: str, export: Callable[[Path], None], wrap: Callable[[Any], T],
+                 check: Callable[[T], tuple[bool, str]], cache_dir: Path | None = None, threads: int = 2) -> T:
+    """Export (or reuse) a graph, open it, wrap the session, and keep it only if ``check`` passes.
+
+    ``check(runner)`` compares the runner with PyTorch on probe inputs: (agrees, what was measured).
+    A graph that disagrees is deleted, so the next start does not reuse it.
+    """
+    target, fresh = cached_graph(model_dir, kind, export, cache_dir)
+    runner = wrap(open_session(target, threads))
+    agrees, measured = check(runner)
+    if not agrees:
+        target.unlink(missing_ok=True)
+        raise ModelLoadError(f"ONNX export of {model_dir} disagrees with PyTorch ({measured})")
+    if fresh:
+        (target.parent / "export.json").write_text(json.dumps({"model": str(model_dir), "kind": kind, "check": measured}))
+        log.info("exported %s %s to ONNX at %s (%s)", kind, model_dir, target, measured)
+    return runner
+
+
+def onnx_or(runtime: str, device: str, model_dir: Path, build: Callable[[], T], fallback: T, what: str) -> T:
+    """``build()`` (an ONNX Runtime twin) when ``runtime`` allows it, else ``fallback`` (PyTorch).
+
+    A twin needs the CPU and a model in a local folder (the export reads its files).
+    runtime "torch": always the fallback; "onnx": the twin or ModelLoadError; "auto": the twin,
+    or the fallback when it cannot be built faithfully (logged, not raised).
+    """
+    if runtime == "torch":
+        return fallback
+    try:
+        if device != "cpu":
+            raise ModelLoadError(f"ONNX Runtime is used on CPU only (device {device!r})")
+        if not model_dir.is_dir():
+            raise ModelLoadError(f"{model_dir} is not a local folder (ONNX export needs one)")
+        return build()
+    except ModelLoadError as exc:
+        if runtime == "onnx":
+            raise
+        log.info("%s runs on PyTorch: %s", what, exc)
+        return fallback

@@ -16,7 +16,6 @@ the best span's probability.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import threading
 from collections.abc import Sequence
@@ -27,8 +26,6 @@ from rag.errors import ModelLoadError
 from rag.evaluation.squad_metrics import normalize_answer
 from rag.reading.base import Reader
 from rag.types import AnswerSpan, ReaderOutput, RetrievedPassage
-
-log = logging.getLogger(__name__)
 
 CALIBRATION_FILE = "reader_calibration.json"
 MAX_QUESTION_TOKENS = 64
@@ -325,19 +322,14 @@ class SpanReader(Reader):
 
     def _onnx_or(self, model, tokenizer):
         """The ONNX Runtime twin of ``model`` when ``runtime`` allows and it matches, else ``model``."""
-        if self.runtime == "torch":
-            return model
-        from rag.reading.span_onnx import OnnxQAModel
+        from rag.onnx_cache import onnx_or
 
-        try:
-            if self.device != "cpu":
-                raise ModelLoadError(f"ONNX Runtime is used on CPU only (device {self.device!r})")
+        def build():
+            from rag.reading.span_onnx import OnnxQAModel
+
             return OnnxQAModel.for_model(model, tokenizer, Path(self.model_name), self.onnx_cache_dir, self.num_threads or 2)
-        except ModelLoadError as exc:
-            if self.runtime == "onnx":
-                raise
-            log.info("the reader runs on PyTorch: %s", exc)
-            return model
+
+        return onnx_or(self.runtime, self.device, Path(self.model_name), build, model, "the reader")
 
     @property
     def model_runtime(self) -> str:

@@ -7,15 +7,10 @@ busy cores: PyTorch 400-520 ms, ONNX Runtime 210 ms per question, largest logit 
 """
 from __future__ import annotations
 
-import json
-import logging
 from pathlib import Path
 from types import SimpleNamespace
 
-from rag.errors import ModelLoadError
-from rag.onnx_cache import INPUTS, cached_graph, discard, export_module, open_session
-
-log = logging.getLogger(__name__)
+from rag.onnx_cache import INPUTS, export_module, load_checked
 
 # Largest start/end logit difference to PyTorch on the probes that we accept (typical: 1e-5;
 # logits are O(10), so 1e-3 cannot change which span wins except on exact ties).
@@ -46,9 +41,6 @@ class OnnxQAModel:
         """Export (or reuse) ``model`` (loaded from the local folder ``model_dir``); check it against PyTorch."""
         import torch
 
-        if not model_dir.is_dir():
-            raise ModelLoadError(f"{model_dir} is not a local folder (ONNX export needs one)")
-
         class Logits(torch.nn.Module):
             def __init__(self, inner):
                 super().__init__()
@@ -70,17 +62,13 @@ class OnnxQAModel:
             eager = load_qa_model(model_dir, attn_implementation="eager")
             export_module(Logits(eager), example, target, ["start_logits", "end_logits"], axes)
 
-        target, fresh = cached_graph(model_dir, "qa", export, cache_dir)
-        onnx_model = cls(open_session(target, threads))
         with torch.inference_mode():
             reference = model(**example)
-        got = onnx_model(**example)
-        difference = max(float((got.start_logits - reference.start_logits).abs().max()),
-                         float((got.end_logits - reference.end_logits).abs().max()))
-        if difference > MAX_LOGIT_DIFFERENCE:
-            discard(target)
-            raise ModelLoadError(f"ONNX export of {model_dir} disagrees with PyTorch (logits differ by {difference:.2e})")
-        if fresh:
-            (target.parent / "export.json").write_text(json.dumps({"model": str(model_dir), "max_logit_difference": difference}))
-            log.info("exported reader %s to ONNX at %s (max logit difference %.2e)", model_dir, target, difference)
-        return onnx_model
+
+        def check(onnx_model: OnnxQAModel) -> tuple[bool, str]:
+            got = onnx_model(**example)
+            difference = max(float((got.start_logits - reference.start_logits).abs().max()),
+                             float((got.end_logits - reference.end_logits).abs().max()))
+            return difference <= MAX_LOGIT_DIFFERENCE, f"max logit difference to PyTorch {difference:.2e}"
+
+        return load_checked(model_dir, "qa", export, cls, check, cache_dir, threads)
