@@ -1,7 +1,15 @@
-"""Shared fixtures: a fast pipeline on the hashing encoder, and one real-MiniLM pipeline per session."""
+"""Shared fixtures: a fast pipeline on the hashing encoder, and one real-MiniLM pipeline per session.
+
+Test modules also import ``indexed_pipeline`` and ``serve`` from here (``from conftest import ...``).
+"""
 from __future__ import annotations
 
 import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,6 +31,45 @@ def assert_offsets(result: dict, documents: dict[str, str]) -> None:
         assert answer["text"] in answer["context"]
     for passage in result["passages"]:
         assert documents[passage["document_id"]][passage["doc_start"] : passage["doc_end"]] == passage["text"]
+
+
+def indexed_pipeline(base: Path, **overrides) -> Pipeline:
+    """The default corpus copied to ``base/corpus`` and indexed into ``base/index``, warmed up.
+
+    Hashing encoder and heuristic reader (~50 ms) unless ``overrides`` (Settings fields) say otherwise.
+    """
+    corpus = base / "corpus"
+    shutil.copytree(CORPUS, corpus)
+    fields = {"index_dir": base / "index", "corpus_dir": corpus, "embedding_model": "hashing:256", "reader": "heuristic"}
+    pipeline = Pipeline(Settings(**{**fields, **overrides}))
+    pipeline.warm_up()
+    pipeline.index_paths([corpus])
+    return pipeline
+
+
+@contextmanager
+def serve(app, start_timeout: float = 15, **uvicorn_config) -> Iterator[str]:
+    """uvicorn in a background thread on a free loopback port; yields the base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", **uvicorn_config))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(start_timeout)
+        sock.close()
 
 
 @pytest.fixture
@@ -49,11 +96,4 @@ def fake_pipeline(fake_settings: Settings) -> Pipeline:
 @pytest.fixture(scope="session")
 def real_pipeline(tmp_path_factory) -> Pipeline:
     """The real MiniLM encoder and the default reader, loaded once per test session."""
-    base = tmp_path_factory.mktemp("real")
-    corpus = base / "corpus"
-    shutil.copytree(CORPUS, corpus)
-    settings = Settings(index_dir=base / "index", corpus_dir=corpus, embedding_model=MINILM)
-    pipeline = Pipeline(settings)
-    pipeline.warm_up()
-    pipeline.index_paths([corpus])
-    return pipeline
+    return indexed_pipeline(tmp_path_factory.mktemp("real"), embedding_model=MINILM, reader=Settings().reader)

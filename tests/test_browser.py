@@ -1,21 +1,13 @@
 """The web chat in headless Chromium (Playwright), keyboard only; screenshots go to test-artifacts/."""
 from __future__ import annotations
 
-import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import uvicorn
 
-from conftest import CORPUS, ROOT
+from conftest import ROOT, indexed_pipeline, serve
 from rag.api.app import create_app
-from rag.pipeline import Pipeline
-from rag.settings import Settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
@@ -26,37 +18,10 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
 
-@contextmanager
-def serve(app) -> Iterator[str]:
-    """uvicorn in a background thread on a free loopback port; yields the base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
-
-
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory) -> Iterator[str]:
-    base = tmp_path_factory.mktemp("browser")
-    shutil.copytree(CORPUS, base / "corpus")
-    settings = Settings(index_dir=base / "index", corpus_dir=base / "corpus", embedding_model="hashing:256", reader="heuristic")
-    pipeline = Pipeline(settings)
-    pipeline.warm_up()
-    pipeline.index_paths([base / "corpus"])
-    with serve(create_app(settings, pipeline, warm_up=False)) as url:
+    pipeline = indexed_pipeline(tmp_path_factory.mktemp("browser"))
+    with serve(create_app(pipeline.settings, pipeline, warm_up=False)) as url:
         yield url
 
 

@@ -21,23 +21,15 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
-import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import pytest
-import uvicorn
 
-from conftest import CORPUS
+from conftest import indexed_pipeline, serve
 from rag.api.app import create_app
-from rag.pipeline import Pipeline
-from rag.settings import Settings
 from rag.store.corpus_index import CURRENT_FILE, CorpusIndex
 
 SECONDS = float(os.environ.get("RAG_LOAD_SECONDS", "20"))
@@ -49,27 +41,6 @@ ORIGINAL_IDS = {"korea-2024-nato-summit", "nato-indo-pacific-pivot"}
 SHARED = "shared-notes"
 WORDS = "alliance beacon treaty summit member ocean policy defence council north pacific korea signal harbour".split()
 QUESTIONS = ["Who was NATO's first Secretary General?", "When was the summit held?", "What colour is the beacon?"]
-
-
-@contextmanager
-def serve(app) -> Iterator[str]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_keep_alive=30))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(20)
-        sock.close()
 
 
 class LoadClient(threading.Thread):
@@ -172,22 +143,11 @@ class LoadClient(threading.Thread):
 
 
 def test_concurrent_load_loses_nothing(tmp_path: Path):
-    shutil.copytree(CORPUS, tmp_path / "corpus")
-    settings = Settings(
-        index_dir=tmp_path / "index",
-        corpus_dir=tmp_path / "corpus",
-        embedding_model="hashing:256",
-        reader="heuristic",
-        api_keys=KEY,
-        rate_limit="1000000/minute",
-        log_json=False,
-    )
-    pipeline = Pipeline(settings)
-    pipeline.warm_up()
-    pipeline.index_paths([tmp_path / "corpus"])
+    pipeline = indexed_pipeline(tmp_path, api_keys=KEY, rate_limit="1000000/minute", log_json=False)
+    settings = pipeline.settings
 
     started = time.monotonic()
-    with serve(create_app(settings, pipeline, warm_up=False)) as base_url:
+    with serve(create_app(settings, pipeline, warm_up=False), start_timeout=20, timeout_keep_alive=30) as base_url:
         clients = [LoadClient(n, base_url, started + SECONDS) for n in range(CLIENTS)]
         for client in clients:
             client.start()

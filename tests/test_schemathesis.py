@@ -17,10 +17,8 @@ from hypothesis import HealthCheck, settings
 
 schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is not installed")
 
-from conftest import CORPUS  # noqa: E402
+from conftest import indexed_pipeline  # noqa: E402
 from rag.api.app import create_app  # noqa: E402
-from rag.pipeline import Pipeline  # noqa: E402
-from rag.settings import Settings  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.specs.openapi.checks import (  # noqa: E402
     content_type_conformance,
@@ -39,22 +37,8 @@ def _app():
     """Built at import: schemathesis needs the schema when it collects the test."""
     base = Path(tempfile.mkdtemp(prefix="rag-schemathesis-"))
     atexit.register(shutil.rmtree, base, ignore_errors=True)
-    shutil.copytree(CORPUS, base / "corpus")
-    config = Settings(
-        index_dir=base / "index",
-        corpus_dir=base / "corpus",
-        embedding_model="hashing:256",
-        reader="heuristic",
-        api_keys=KEY,
-        rate_limit="",
-        log_json=False,
-        max_upload_bytes=64 * 1024,
-        max_body_bytes=128 * 1024,
-    )
-    pipeline = Pipeline(config)
-    pipeline.warm_up()
-    pipeline.index_paths([base / "corpus"])
-    return create_app(config, pipeline, warm_up=False)
+    pipeline = indexed_pipeline(base, api_keys=KEY, rate_limit="", log_json=False, max_upload_bytes=64 * 1024, max_body_bytes=128 * 1024)
+    return create_app(pipeline.settings, pipeline, warm_up=False)
 
 
 schema = schemathesis.openapi.from_asgi("/openapi.json", _app())

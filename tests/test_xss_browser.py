@@ -9,12 +9,11 @@ Content-Security-Policy: CSP would stop a script, but not an element inserted as
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from conftest import CORPUS, ROOT
+from conftest import ROOT, indexed_pipeline, serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 WEB_PAGE = ROOT / "rag" / "web" / "index.html"
@@ -26,9 +25,6 @@ pytestmark = [
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
 from rag.api.app import create_app  # noqa: E402
-from rag.pipeline import Pipeline  # noqa: E402
-from rag.settings import Settings  # noqa: E402
-from test_concurrency import serve  # noqa: E402
 
 DOC_ID = "hostile"
 HEADING = "Zorblax <b class=xss-marker>facts</b><svg onload=__xss='svg'>"
@@ -45,15 +41,8 @@ INJECTED = ".xss-marker, main script, main img, main svg, main iframe, #log a[hr
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory):
-    base = tmp_path_factory.mktemp("xss")
-    shutil.copytree(CORPUS, base / "corpus")
-    settings = Settings(
-        index_dir=base / "index", corpus_dir=base / "corpus", embedding_model="hashing:256", reader="heuristic", rate_limit="", log_json=False
-    )
-    pipeline = Pipeline(settings)
-    pipeline.warm_up()
-    pipeline.index_paths([base / "corpus"])
-    with serve(create_app(settings, pipeline, warm_up=False)) as url:
+    pipeline = indexed_pipeline(tmp_path_factory.mktemp("xss"), rate_limit="", log_json=False)
+    with serve(create_app(pipeline.settings, pipeline, warm_up=False)) as url:
         import httpx
 
         r = httpx.post(f"{url}/v1/documents", json={"document_id": DOC_ID, "title": TITLE, "text": TEXT})

@@ -18,7 +18,7 @@ from rag.errors import RagError
 from rag.evaluation import metrics as M
 from rag.evaluation.datasets import BeirSet, SquadSet
 from rag.evaluation.gold import GoldQuestion
-from rag.evaluation.runner import RETRIEVAL_DEPTH, Record, batches, progress, run_open, run_reader
+from rag.evaluation.runner import Record, batches, progress, run_open, run_reader
 from rag.ingest import document_from_text, slugify
 from rag.pipeline import Pipeline
 from rag.retrieval import RetrievalParams
