@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.host import cpu_model, usable_cores
+
 # Questions about the default corpus (corpus/: two articles on NATO and the Indo-Pacific).
 CORPUS_QUESTIONS = [
     "Who was NATO's first Secretary General?",
@@ -77,14 +79,6 @@ def machine() -> dict:
     """What the numbers were measured on."""
     import psutil
 
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     versions = {"python": platform.python_version()}
     for module in ("numpy", "faiss", "torch", "sentence_transformers", "bm25s", "fastapi", "uvicorn", "pymilvus"):
         try:
@@ -96,8 +90,8 @@ def machine() -> dict:
     except (OSError, subprocess.SubprocessError):
         commit = ""
     return {
-        "cpu": cpu,
-        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu": cpu_model(),
+        "cores": usable_cores(),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "os": f"{platform.system()} {platform.release()}",
         "versions": versions,

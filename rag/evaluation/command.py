@@ -154,22 +154,11 @@ def _run(pipeline, gold, squad, beir, mode, retrieval, limit, seed, split, index
 
 def run_context() -> dict:
     """Date and machine, for results tables."""
-    import os
     import platform
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count()
-    return {"date": time.strftime("%Y-%m-%d"), "machine": f"{cpu}, {cores} cores, {platform.system()} {platform.machine()}"}
+    from rag.host import cpu_model, usable_cores
+
+    return {"date": time.strftime("%Y-%m-%d"), "machine": f"{cpu_model()}, {usable_cores()} cores, {platform.system()} {platform.machine()}"}
 
 
 def _torch_threads() -> int | None:
