@@ -20,6 +20,9 @@ from rag.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+# Browser tests drive Debian's chromium (Playwright cannot download its own browsers here).
+CHROMIUM = Path("/usr/bin/chromium")
+needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
 
 
 def assert_offsets(result: dict, documents: dict[str, str]) -> None:
@@ -70,6 +73,16 @@ def serve(app, start_timeout: float = 15, **uvicorn_config) -> Iterator[str]:
         server.should_exit = True
         thread.join(start_timeout)
         sock.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium through Playwright, one per test module."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
+        yield browser
+        browser.close()
 
 
 @pytest.fixture

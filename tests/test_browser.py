@@ -2,20 +2,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, indexed_pipeline, serve
+from conftest import ROOT, indexed_pipeline, needs_chromium, serve
 from rag.api.app import create_app
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
 QUESTION = "Who was NATO's first Secretary General?"
 TITLE = "NATO at 75: The Indo-Pacific Pivot and Cooperation with South Korea"
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+pytestmark = needs_chromium
+pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
 
 @pytest.fixture(scope="module")
@@ -23,14 +21,6 @@ def base_url(tmp_path_factory) -> Iterator[str]:
     pipeline = indexed_pipeline(tmp_path_factory.mktemp("browser"))
     with serve(create_app(pipeline.settings, pipeline, warm_up=False)) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
-        yield browser
-        browser.close()
 
 
 def _page(browser, **context):

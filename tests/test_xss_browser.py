@@ -9,20 +9,18 @@ Content-Security-Policy: CSP would stop a script, but not an element inserted as
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, indexed_pipeline, serve
+from conftest import ROOT, indexed_pipeline, needs_chromium, serve
 
-CHROMIUM = Path("/usr/bin/chromium")
 WEB_PAGE = ROOT / "rag" / "web" / "index.html"
 
 pytestmark = [
     pytest.mark.skipif(not WEB_PAGE.exists(), reason=f"no web page at {WEB_PAGE} yet (rag/web/index.html)"),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"),
+    needs_chromium,
 ]
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
 from rag.api.app import create_app  # noqa: E402
 
@@ -48,14 +46,6 @@ def base_url(tmp_path_factory):
         r = httpx.post(f"{url}/v1/documents", json={"document_id": DOC_ID, "title": TITLE, "text": TEXT})
         assert r.status_code == 201, r.text
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
-        yield browser
-        browser.close()
 
 
 def _assert_inert(page, dialogs: list[str]) -> None:
