@@ -16,6 +16,7 @@ from rag.chunking import sentence_around
 from rag.embedding import Encoder, load_encoder
 from rag.errors import DocumentNotFound, IndexNotFound, InvalidRequest, NotReady
 from rag.ingest import load_documents
+from rag.microbatch import MicroBatcher
 from rag.reading import Reader, load_reader
 from rag.retrieval import RetrievalParams, Retriever
 from rag.settings import Settings
@@ -28,6 +29,11 @@ log = logging.getLogger(__name__)
 # At most this many distinct answers are returned (the best first); the rest must also clear
 # the threshold.
 MAX_ANSWERS = 3
+# Concurrent questions are read in one reader call (rag/microbatch.py).  8 concurrent /v1/ask
+# clients on the default corpus, 2 cores: see MICRO_BATCH_NOTE in rag/microbatch.py.
+MICRO_BATCH = True
+# What a person is told when the service abstains; the numbers go to NoAnswer's other fields.
+NO_ANSWER_MESSAGE = "The documents don't say."
 
 
 class Pipeline:
@@ -37,6 +43,7 @@ class Pipeline:
         self.reader = reader or load_reader(settings.reader, settings.max_answer_tokens, settings.device,
                                              settings.reader_runtime, settings.onnx_cache_dir)
         self.retriever = Retriever(self.encoder)
+        self._reading = MicroBatcher(self._read_items) if MICRO_BATCH else None
         self._index: CorpusIndex | None = None
         self._index_pointer: str | None = None
         self._lock = threading.Lock()
@@ -116,9 +123,8 @@ class Pipeline:
         retrieved = self.retriever.search_batch(index, questions, params)
         retrieved_at = time.perf_counter()
         to_read = [i for i, passages in enumerate(retrieved) if passages]
-        outputs = self.reader.read_batch(
-            [questions[i] for i in to_read], [retrieved[i][: self.settings.reader_top_k] for i in to_read], top_n=MAX_ANSWERS
-        )
+        items = [(questions[i], retrieved[i][: self.settings.reader_top_k]) for i in to_read]
+        outputs = self._reading.submit(items) if self._reading is not None else self._read_items(items)
         read_at = time.perf_counter()
         by_question = dict(zip(to_read, outputs, strict=True))
         n = len(questions)
@@ -136,22 +142,22 @@ class Pipeline:
             result.timings_ms["total"] = total
         return results
 
+    def _read_items(self, items: list[tuple[str, list[RetrievedPassage]]]) -> list[ReaderOutput]:
+        return self.reader.read_batch([q for q, _ in items], [p for _, p in items], top_n=MAX_ANSWERS)
+
     def _decide(self, index: CorpusIndex, output: ReaderOutput | None) -> tuple[list[Answer], NoAnswer | None]:
         """Apply the answer threshold: answers above it, or the reason for abstaining."""
         if output is None:
-            return [], NoAnswer("no passage in the index matches the question")
+            return [], NoAnswer("no passage in the index matches the question", message=NO_ANSWER_MESSAGE)
         threshold = self.threshold
         answers = [self._answer(index, span) for span in output.spans if span.score >= threshold]
         if answers:
             return answers, None
         if not output.spans:
-            return [], NoAnswer("the documents do not appear to answer this: no answer span was found in the retrieved passages")
-        best = output.spans[0].score
-        return [], NoAnswer(
-            f"the documents do not appear to answer this: the best candidate scored {best:.3f}, below the threshold {threshold:.3f}",
-            best,
-            threshold,
-        )
+            return [], NoAnswer("the documents do not appear to answer this: no answer was found in the retrieved passages",
+                                message=NO_ANSWER_MESSAGE)
+        return [], NoAnswer("the documents do not appear to answer this: no candidate answer was confident enough",
+                            output.spans[0].score, threshold, NO_ANSWER_MESSAGE)
 
     @property
     def threshold(self) -> float:
@@ -160,6 +166,11 @@ class Pipeline:
         return self.reader.default_threshold
 
     def _answer(self, index: CorpusIndex, span: AnswerSpan) -> Answer:
+        answer = self._cite(index, span)
+        answer.supporting = [self._cite(index, s).citation for s in span.supporting]
+        return answer
+
+    def _cite(self, index: CorpusIndex, span: AnswerSpan) -> Answer:
         paragraph = span.retrieved.paragraph
         ctx_start, ctx_end = sentence_around(paragraph.text, span.start, span.end)
         stored = index.documents.get(paragraph.document_id)

@@ -81,6 +81,8 @@ class AnswerSpan:
     start: int
     end: int
     score: float  # calibrated: roughly the probability that the span is a correct answer
+    # The same answer text quoted from other paragraphs (their spans support this one).
+    supporting: list[AnswerSpan] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -112,13 +114,16 @@ class Answer:
     score: float
     context: str
     citation: Citation
+    # Other paragraphs that quote the same answer text (``citation`` is the best of them).
+    supporting: list[Citation] = field(default_factory=list)
 
 
 @dataclass
 class NoAnswer:
-    reason: str
+    reason: str  # for tools and logs; no numbers (they are in the fields below)
     best_score: float | None = None
     threshold: float | None = None
+    message: str = ""  # for people: plain language, e.g. "The documents don't say."
 
 
 @dataclass

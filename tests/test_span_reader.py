@@ -222,3 +222,54 @@ def test_alternative_answers_do_not_overlap_in_one_paragraph(tiny_model_dir):
     for i, (pa, a0, a1) in enumerate(spans):
         for pb, b0, b1 in spans[i + 1:]:
             assert pa != pb or a1 <= b0 or b1 <= a0, f"overlapping answers {spans}"
+
+
+def test_read_batch_is_one_flattened_pass_with_the_answers_of_read(tiny_model_dir):
+    reader = SpanReader(tiny_model_dir, batch_size=32)
+    reader.warm_up()
+    cut = PARAGRAPH.index("Helsinki is")
+    sets = [
+        [_retrieved(PARAGRAPH, 0, cut, 0), _retrieved(PARAGRAPH, cut, len(PARAGRAPH), 1)],
+        [_retrieved(PARAGRAPH, 0, len(PARAGRAPH), 0)],
+        [],  # no passages: no answer, and no pair in the forward pass
+        [_retrieved(PARAGRAPH[:70], 0, 70, 0), _retrieved(PARAGRAPH, 40, 200, 1), _retrieved(PARAGRAPH, 0, cut, 2)],
+    ]
+    questions = ["When did the line open?", "Which cities does the ferry link?", "Anything?", "Where is Helsinki?"]
+    alone = [reader.read(q, ps, top_n=3) for q, ps in zip(questions, sets)]
+    calls = []
+    original = reader._model.forward
+
+    def counting_forward(*args, **kwargs):
+        calls.append(kwargs["input_ids"].shape[0])
+        return original(*args, **kwargs)
+
+    reader._model.forward = counting_forward
+    try:
+        batched = reader.read_batch(questions, sets, top_n=3)
+    finally:
+        reader._model.forward = original
+    assert calls == [6]  # all 6 pairs (one window each) in one forward pass
+    assert batched[2].spans == [] and batched[2].no_answer_score == 1.0
+    for a, b in zip(alone, batched):
+        assert [(s.retrieved.rank, s.start, s.end, s.text) for s in a.spans] == [(s.retrieved.rank, s.start, s.end, s.text) for s in b.spans]
+        assert [s.score for s in b.spans] == pytest.approx([s.score for s in a.spans], abs=1e-4)
+        assert b.no_answer_score == pytest.approx(a.no_answer_score, abs=1e-4)
+    with pytest.raises(ValueError):
+        reader.read_batch(["q"], [])
+
+
+def test_onnx_read_batch_matches_onnx_read(tiny_model_dir, tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    reader = SpanReader(tiny_model_dir, runtime="onnx", onnx_cache_dir=tmp_path)
+    cut = PARAGRAPH.index("Helsinki is")
+    sets = [[_retrieved(PARAGRAPH, 0, cut, 0), _retrieved(PARAGRAPH, cut, len(PARAGRAPH), 1)],
+            [_retrieved(PARAGRAPH, 0, len(PARAGRAPH), 0)]]
+    questions = ["When did the line open?", "Which cities does the ferry link?"]
+    batched = reader.read_batch(questions, sets)
+    assert reader.model_runtime == "onnx"
+    for q, ps, b in zip(questions, sets, batched):
+        a = reader.read(q, ps)
+        _check_offsets(b)
+        assert [(s.start, s.end) for s in a.spans] == [(s.start, s.end) for s in b.spans]
+        assert [s.score for s in b.spans] == pytest.approx([s.score for s in a.spans], abs=1e-4)

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rag.errors import ModelLoadError
-from rag.evaluation.squad_metrics import normalize_answer
+from rag.reading.answers import select_answers
 from rag.reading.base import Reader
 from rag.types import AnswerSpan, ReaderOutput, RetrievedPassage
 
@@ -225,13 +225,6 @@ def rank_candidates(candidates: Sequence[Sequence[SpanCandidate]], calibration: 
     return ranked
 
 
-def _overlap(a: AnswerSpan, b: AnswerSpan) -> bool:
-    """Both spans quote overlapping characters of the same paragraph."""
-    pa, pb = a.retrieved.paragraph, b.retrieved.paragraph
-    same = (pa.document_id, pa.paragraph_index) == (pb.document_id, pb.paragraph_index)
-    return same and a.start < b.end and b.start < a.end
-
-
 class SpanReader(Reader):
     """Reads the top passages with an extractive-QA model; calibrated span scores.
 
@@ -338,35 +331,53 @@ class SpanReader(Reader):
         return "torch" if hasattr(self._model, "parameters") else "onnx"
 
     def read(self, question: str, passages: Sequence[RetrievedPassage], top_n: int = 3) -> ReaderOutput:
-        if not passages or not question.strip():
+        return self.read_batch([question], [passages], top_n)[0]
+
+    def read_batch(
+        self, questions: Sequence[str], passages: Sequence[Sequence[RetrievedPassage]], top_n: int = 3
+    ) -> list[ReaderOutput]:
+        """All (question, passage) pairs of all questions in flattened forward passes.
+
+        Like Haystack's ExtractiveReader: the pairs of every question are tokenised together, the
+        windows are sorted by length and read ``batch_size`` at a time, and each question gets
+        back exactly its own pairs' candidates, so its answers are those of ``read`` alone (up
+        to float rounding from padding, < 1e-4 in score; tests/test_span_reader.py).
+        """
+        questions, passages = list(questions), [list(p) for p in passages]
+        if len(questions) != len(passages):
+            raise ValueError("one list of passages per question")
+        owners = [(qi, rp) for qi, (q, ps) in enumerate(zip(questions, passages)) if q.strip() for rp in ps]
+        candidates: list[list[SpanCandidate]] = []
+        if owners:
+            self.warm_up()
+            candidates = predict_pairs(
+                self._model,
+                self._tokenizer,
+                [questions[qi] for qi, _ in owners],
+                [rp.passage.text for _, rp in owners],
+                max_seq_len=self.max_seq_len,
+                doc_stride=self.doc_stride,
+                max_answer_tokens=self.max_answer_tokens,
+                batch_size=self.batch_size,
+                spans_per_window=max(3, top_n),
+                device="cpu" if self.quantize == "int8" else self.device,
+            )
+        per_question: list[list[list[SpanCandidate]]] = [[] for _ in questions]
+        for (qi, _), cands in zip(owners, candidates):
+            per_question[qi].append(cands)
+        return [self._answers(ps, cands, top_n) for ps, cands in zip(passages, per_question)]
+
+    def _answers(self, passages: list[RetrievedPassage], candidates: list[list[SpanCandidate]], top_n: int) -> ReaderOutput:
+        """One question's output; ``candidates[i]`` belong to ``passages[i]`` (rank = i)."""
+        if not candidates:
             return ReaderOutput(spans=[], no_answer_score=1.0)
-        self.warm_up()
-        candidates = predict_pairs(
-            self._model,
-            self._tokenizer,
-            [question] * len(passages),
-            [rp.passage.text for rp in passages],
-            max_seq_len=self.max_seq_len,
-            doc_stride=self.doc_stride,
-            max_answer_tokens=self.max_answer_tokens,
-            batch_size=self.batch_size,
-            spans_per_window=max(3, top_n),
-            device="cpu" if self.quantize == "int8" else self.device,
-        )
-        # Rank = position in ``passages`` (the retriever's order, best first).
-        unique: list[AnswerSpan] = []
-        seen: set[str] = set()
+        rank_of = {id(c): rank for rank, cands in enumerate(candidates) for c in cands}
+        ranked = []
         for p, c in rank_candidates(candidates, self.calibration):
-            rp = passages[c.pair]
+            rp = passages[rank_of[id(c)]]
             offset = rp.passage.paragraph_start
-            span = AnswerSpan(rp, offset + c.start, offset + c.end, p)
-            key = normalize_answer(span.text)
-            if not key or key in seen or any(_overlap(span, kept) for kept in unique):
-                continue  # "Lord Hastings Lionel" after "Lord Hastings Lionel Ismay" is no alternative
-            seen.add(key)
-            unique.append(span)
-            if len(unique) >= top_n:
-                break
-        if not unique:
+            ranked.append(AnswerSpan(rp, offset + c.start, offset + c.end, p))
+        answers = select_answers(ranked, top_n)
+        if not answers:
             return ReaderOutput(spans=[], no_answer_score=1.0)
-        return ReaderOutput(spans=unique, no_answer_score=1.0 - unique[0].score)
+        return ReaderOutput(spans=answers, no_answer_score=1.0 - answers[0].score)
