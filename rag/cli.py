@@ -1,15 +1,20 @@
 """The `rag` command: index, ask, serve (thin shells over rag.pipeline)."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from rag import __version__
 from rag.errors import RagError
+from rag.extras import MissingExtra, require, require_vector_backend
 from rag.settings import Settings
 
 app = typer.Typer(help="Extractive question answering over your documents, with exact citations.", no_args_is_help=True)
@@ -33,6 +38,38 @@ def _logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
+def _version(show: bool) -> None:
+    if show:
+        typer.echo(f"rag {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit")] = False,
+) -> None:
+    """Extractive question answering over your documents, with exact citations."""
+
+
+class _Held(logging.Handler):
+    """Holds the package's log records while `rag index` runs, so skips are reported once."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.NOTSET)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def _release(held: _Held, reported: list[str]) -> None:
+    """Pass on the held records, except those about a file the report lists as skipped."""
+    root = logging.getLogger()
+    for record in held.records:
+        if record.levelno >= root.getEffectiveLevel() and not any(r in record.getMessage() for r in reported):
+            root.handle(record)
+
+
 @app.command("index")
 def index_command(
     paths: Annotated[Optional[list[Path]], typer.Argument(help="Files or folders to index [default: corpus/]")] = None,
@@ -46,10 +83,27 @@ def index_command(
     _logging(verbose)
     settings = make_settings(index_dir=index, embedding_model=model, reader="heuristic")
     paths = paths or [settings.corpus_dir]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        # Indexing a missing folder would sync the index to "nothing there" and empty it.
+        _fail(RagError(f"no such file or folder: {', '.join(missing)}"))
+    if not verbose:
+        # Parser libraries warn without naming the file; the "skipped FILE: reason" line says it.
+        for name in ("pypdf", "pdfminer", "pdfplumber"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+    held, package_log = _Held(), logging.getLogger("rag")
+    report = None
     try:
+        require_vector_backend(settings.vector_backend, settings.milvus_uri)
+        package_log.addHandler(held)
+        package_log.propagate = False
         report = Pipeline(settings).index_paths(paths)
     except RagError as exc:
         _fail(exc)
+    finally:
+        package_log.removeHandler(held)
+        package_log.propagate = True
+        _release(held, [path for path, _ in report.skipped] if report else [])
     for path, reason in report.skipped:
         typer.secho(f"skipped {path}: {reason}", fg=typer.colors.YELLOW, err=True)
     typer.echo(
@@ -67,66 +121,83 @@ def ask_command(
     mode: Annotated[Optional[str], typer.Option("--mode", help="bm25 | dense | hybrid")] = None,
     reader: ReaderOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the same JSON as POST /v1/ask")] = False,
+    local: Annotated[bool, typer.Option("--local", help="Load the models here even when `rag serve` runs on this index")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Answer a question from the command line."""
-    from rag.pipeline import Pipeline
+    """Answer a question (through a running `rag serve` on the same index when there is one)."""
+    from rag import running
 
     _logging(verbose)
     settings = make_settings(index_dir=index, reader=reader)
+    if not question.strip():
+        _fail(RagError("the question is empty"))
+    result = None
+    server = None if local else running.find_server(settings.index_dir, settings.reader, settings.answer_threshold)
+    if server is not None:
+        result = running.ask_remote(server.url, question, top_k, mode, os.environ.get("RAG_API_KEY"))
+        if result is None:
+            typer.echo(f"`rag serve` at {server.url} did not answer; loading the models here", err=True)
+    elif not local:
+        typer.echo(f"no `rag serve` running on {settings.index_dir}: loading the models here (~10 s; "
+                   "a running `rag serve` answers in ~0.1 s)", err=True)
+    if result is None:
+        result = _ask_locally(settings, question, top_k, mode)
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False))
+        return
+    _print_answers(result)
+
+
+def _ask_locally(settings: Settings, question: str, top_k: int | None, mode: str | None) -> dict:
+    from rag.pipeline import Pipeline
+
     try:
+        require_vector_backend(settings.vector_backend, settings.milvus_uri)
         pipeline = Pipeline(settings)
         pipeline.warm_up()
-        result = pipeline.ask(question, top_k=top_k, mode=mode)
+        return pipeline.ask(question, top_k=top_k, mode=mode).to_dict()
     except RagError as exc:
         _fail(exc)
-    if as_json:
-        typer.echo(json.dumps(result.to_dict(), ensure_ascii=False))
+    raise AssertionError("unreachable")  # _fail exits
+
+
+def _print_answers(result: dict) -> None:
+    if not result["answers"]:
+        no_answer = result.get("no_answer") or {}
+        typer.echo(f"No answer: {no_answer.get('message') or no_answer.get('reason') or 'nothing found'}")
         return
-    if not result.answers:
-        typer.echo(f"No answer: {result.no_answer.reason if result.no_answer else 'nothing found'}")
-        return
-    for n, answer in enumerate(result.answers, start=1):
-        c = answer.citation
-        typer.secho(f"{n}. {answer.text}", bold=True)
-        typer.echo(f"   score {answer.score:.3f} | {c.title} ({c.document_id}), paragraph {c.paragraph_index}, chars {c.answer_start}-{c.answer_end}")
-        typer.echo(f"   \u201c{answer.context}\u201d")
+    for n, answer in enumerate(result["answers"], start=1):
+        c = answer["citation"]
+        where = f"paragraph {c['paragraph_index']}"
+        if c.get("pages"):
+            where = f"p. {', '.join(str(p) for p in c['pages'])}, " + where
+        typer.secho(f"{n}. {answer['text']}", bold=True)
+        typer.echo(f"   score {answer['score']:.3f} | {c['title']} ({c['document_id']}), {where}, chars {c['answer_start']}-{c['answer_end']}")
+        typer.echo(f"   \u201c{answer['context']}\u201d")
 
 
 @app.command("serve")
 def serve_command(
     host: Annotated[Optional[str], typer.Option("--host", help="[env RAG_HOST, default 127.0.0.1]")] = None,
-    port: Annotated[Optional[int], typer.Option("--port", help="[env RAG_PORT, default 8000]")] = None,
+    port: Annotated[Optional[int], typer.Option("--port", help="[env RAG_PORT, default 8000; 0 = any free port]")] = None,
     index: IndexOpt = None,
     build: Annotated[bool, typer.Option("--build/--no-build", help="Index the corpus folder first when no index exists")] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Start the HTTP service (OpenAPI docs at /docs)."""
-    import uvicorn
+    """Start the HTTP service: the chat page at /, the API docs at /docs."""
+    from rag.serving import serve
 
-    from rag.api.app import create_app
-    from rag.pipeline import Pipeline
-    from rag.store.corpus_index import CURRENT_FILE
-
-    from rag.api.observability import configure_logging
-
-    settings = make_settings(host=host, port=port, index_dir=index)
-    _logging(verbose)
-    # One JSON object per log line (RAG_LOG_JSON=false for plain text), request ids included.
-    configure_logging(settings.log_json, logging.DEBUG if verbose else logging.INFO)
-    pipeline = Pipeline(settings)
-    if build and not (settings.index_dir / CURRENT_FILE).exists():
-        typer.echo(f"no index at {settings.index_dir}: indexing {settings.corpus_dir} first", err=True)
-        try:
-            report = pipeline.index_paths([settings.corpus_dir])
-        except RagError as exc:
-            _fail(exc)
-        typer.echo(f"indexed {report.documents} documents, {report.passages} passages", err=True)
-    # With JSON logs, uvicorn's own loggers propagate to the JSON root handler (log_config=None),
-    # and its access log is off because the app writes one line per request with its request id.
-    uvicorn.run(create_app(settings, pipeline), host=settings.host, port=settings.port, log_level="info",
-                log_config=None if settings.log_json else uvicorn.config.LOGGING_CONFIG,
-                access_log=not settings.log_json)
+    # Human-readable lines on a terminal; JSON lines (one per event and request) for log
+    # collectors, i.e. when stderr is not a terminal, unless RAG_LOG_JSON says otherwise.
+    log_json = None if "RAG_LOG_JSON" in os.environ else not sys.stderr.isatty()
+    settings = make_settings(host=host, index_dir=index, log_json=log_json)
+    if port is not None:  # 0 is allowed here (a free port), not in RAG_PORT
+        settings = settings.model_copy(update={"port": port})
+    try:
+        require_vector_backend(settings.vector_backend, settings.milvus_uri)
+        serve(settings, build=build, verbose=verbose)
+    except RagError as exc:
+        _fail(exc)
 
 
 # Registered after the core commands so `rag --help` lists index, ask and serve first; these
@@ -135,8 +206,24 @@ from rag.bench.command import bench_command  # noqa: E402
 from rag.evaluation.command import eval_command  # noqa: E402
 from rag.reading.training import train_reader_command  # noqa: E402
 
-app.command("eval")(eval_command)
-app.command("bench")(bench_command)
+
+
+def _needs(extra: str, purpose: str, command: Callable) -> Callable:
+    """``command``, preceded by a check for the optional extra it imports (one clear line if absent)."""
+
+    @functools.wraps(command)  # typer reads the options from the wrapped signature
+    def checked(*args, **kwargs):
+        try:
+            require(extra, purpose)
+        except MissingExtra as exc:
+            _fail(exc)
+        return command(*args, **kwargs)
+
+    return checked
+
+
+app.command("eval")(_needs("eval", "rag eval", eval_command))
+app.command("bench")(_needs("bench", "rag bench", bench_command))
 app.command("train-reader")(train_reader_command)
 
 

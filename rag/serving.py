@@ -1,0 +1,111 @@
+"""`rag serve`: logging for a terminal or a log collector, the start-up message, and registration.
+
+Once the models and the index are loaded and the socket listens, the service says where to go
+(the chat page and the API docs) and registers itself for ``rag ask`` (rag/running.py); the
+registration is removed when the service stops.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import typer
+import uvicorn
+
+from rag import running
+from rag.settings import Settings
+
+log = logging.getLogger("rag.serve")
+
+# Terminal lines: time, level, message ("12:00:01 INFO    GET /v1/ask 200 41.3ms").
+PLAIN_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
+
+
+def configure_plain_logging(level: int) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(PLAIN_FORMAT, datefmt="%H:%M:%S"))
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+class _AnnouncingServer(uvicorn.Server):
+    """uvicorn's server, plus a hook that runs once the app has started and the socket listens."""
+
+    def __init__(self, config: uvicorn.Config, settings: Settings, pipeline) -> None:
+        super().__init__(config)
+        self.settings = settings
+        self.pipeline = pipeline
+        self.registration = None
+
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets=sockets)
+        if self.should_exit or not self.servers:
+            return
+        port = self.servers[0].sockets[0].getsockname()[1]  # the real one when --port 0
+        url = running.local_url(self.settings.host, port)
+        info = running.ServerInfo(url, os.getpid(), str(self.settings.index_dir.resolve()),
+                                  self.settings.reader, self.settings.answer_threshold)
+        try:
+            self.registration = running.register(info, port)
+        except OSError as exc:  # rag ask then loads locally; the service itself is fine
+            log.warning("could not register for `rag ask` (%s)", exc)
+        announce(self.settings, url, self.pipeline)
+
+    async def shutdown(self, sockets=None) -> None:
+        # Here rather than after run(): uvicorn re-raises SIGINT/SIGTERM once it has shut down,
+        # which ends the process before code after run() would execute.
+        self.unregister()
+        await super().shutdown(sockets=sockets)
+
+    def unregister(self) -> None:
+        if self.registration is not None:
+            running.unregister(self.registration)
+            self.registration = None
+
+
+def announce(settings: Settings, url: str, pipeline) -> None:
+    try:
+        size = f"{len(pipeline.index.documents)} documents, {len(pipeline.index)} passages"
+    except Exception:  # noqa: BLE001 - no index yet: the page says so too
+        size = "no index yet"
+    if settings.log_json:
+        log.info("ready", extra={"chat_url": url + "/", "docs_url": url + "/docs", "index": str(settings.index_dir)})
+        return
+    typer.echo(
+        f"\nrag is ready ({size} in {settings.index_dir})\n"
+        f"  chat page: {url}/\n"
+        f"  API docs:  {url}/docs\n"
+        f"Press Ctrl+C to stop.\n",
+        err=True,
+    )
+
+
+def serve(settings: Settings, build: bool = True, verbose: bool = False) -> None:
+    from rag.api.app import create_app
+    from rag.api.observability import configure_logging
+    from rag.pipeline import Pipeline
+    from rag.store.corpus_index import CURRENT_FILE
+
+    level = logging.DEBUG if verbose else logging.INFO
+    if settings.log_json:
+        configure_logging(True, level)  # one JSON object per line, request ids included
+    else:
+        configure_plain_logging(level)
+    pipeline = Pipeline(settings)
+    if build and not (settings.index_dir / CURRENT_FILE).exists():
+        log.info("no index at %s: indexing %s first", settings.index_dir, settings.corpus_dir)
+        report = pipeline.index_paths([settings.corpus_dir])
+        log.info("indexed %d documents, %d passages", report.documents, report.passages)
+    # uvicorn's loggers propagate to the handler set above (log_config=None); its access log is
+    # off because the app writes one line per request (logger rag.access, with the request id).
+    config = uvicorn.Config(create_app(settings, pipeline), host=settings.host, port=settings.port,
+                            log_level="info", log_config=None, access_log=False)
+    server = _AnnouncingServer(config, settings, pipeline)
+    try:
+        server.run()
+    finally:
+        server.unregister()
