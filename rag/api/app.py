@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from rag import __version__
 from rag.api import limits, observability, routes_batch, security
-from rag.api import routes_chat, routes_documents, routes_health, routes_qa, routes_web
+from rag.api import docs_offline, routes_chat, routes_documents, routes_health, routes_qa, routes_web
 from rag.errors import (
     DocumentNotFound,
     IndexIncompatible,
@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     app.include_router(routes_documents.router)
     app.include_router(routes_chat.router)
     app.include_router(routes_web.router)
+    docs_offline.setup(app)  # /docs from packaged Swagger UI files, no CDN
     # Security, limits and observability (docs/security.md); observability last = outermost.
     security.setup(app, settings)
     limits.setup(app, settings)

@@ -30,7 +30,8 @@ SECURITY_HEADERS = {
 }
 
 
-@router.get("/", response_class=HTMLResponse)
+# HEAD too: link checkers and uptime probes send HEAD / (GET-only routes answer it with 405).
+@router.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
 def index() -> FileResponse:
     return FileResponse(WEB_DIR / "index.html", media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
 
