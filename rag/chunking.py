@@ -1,8 +1,12 @@
 """Stage 2: documents -> paragraphs -> passages, with exact character offsets.
 
-Paragraphs are separated by newlines (one seed puts a paragraph on each line, the other uses
-blank lines).  Short heading lines become the ``section`` of the paragraphs below them.  A
-paragraph contained in another paragraph of the same document (a pull quote) is dropped.
+A parsed document's typed blocks (rag/parsing/) become paragraphs: each paragraph block on
+its own, a run of short blocks under the same heading together (list items, a term and its
+description, a byline and what follows, the sentence ending in ":" that introduces a code
+block, list or table), a table longer than a passage cut into runs of rows.  Headings are not
+paragraphs: their path (``OPTIONS > --bwlimit=RATE``) is each paragraph's ``section``.  A
+document without blocks (built directly from text) is split at line breaks, short heading
+lines becoming sections.  A paragraph repeating most of another (a pull quote) is dropped.
 A paragraph longer than ``max_words`` is cut into overlapping sentence windows.
 """
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+from rag.parsing.blocks import CODE, HEADING, LIST_ITEM, QUOTE, TABLE, Block
 from rag.types import Document, Paragraph, Passage
 
 # Heading heuristics, measured on the seeds: their headings are 24-72 characters and 3-12 words;
@@ -57,28 +62,26 @@ def _shingles(text: str) -> set[tuple[str, ...]]:
     return {tuple(words[i : i + SHINGLE_WORDS]) for i in range(len(words) - SHINGLE_WORDS + 1)}
 
 
-def split_paragraphs(document: Document) -> list[Paragraph]:
-    lines: list[tuple[int, int]] = []
-    for match in _LINE.finditer(document.text):
-        raw = match.group()
-        stripped = raw.strip()
-        if stripped:
-            start = match.start() + (len(raw) - len(raw.lstrip()))
-            lines.append((start, start + len(stripped)))
+# A block under this many words is "short": it joins its neighbours under the same heading.
+# Bylines, option terms, list items and table rows are 2-30 words; the paragraphs of the
+# seeds and of real manuals 40-250.
+SHORT_BLOCK_WORDS = 40
+DEFAULT_MAX_WORDS = 180
+# Near-duplicate detection ignores 3-word shingles shared by more paragraphs than this: they
+# are common phrases, not a quoted paragraph, and counting them is quadratic (10^5 paragraphs
+# sharing one phrase took minutes).
+MAX_SHINGLE_PARAGRAPHS = 8
+_MIN_REPEAT_WORDS = 8
 
-    candidates: list[tuple[int, int, str]] = []
-    section = ""
-    for i, (start, end) in enumerate(lines):
-        line = document.text[start:end]
-        next_line = document.text[slice(*lines[i + 1])] if i + 1 < len(lines) else None
-        if is_heading(line, next_line):
-            section = _MARKDOWN_HEADING.sub("", line).strip()
-            continue
-        candidates.append((start, end, section))
 
-    repeats = _repeated_paragraphs([document.text[s:e] for s, e, _ in candidates])
+def split_paragraphs(document: Document, max_words: int = DEFAULT_MAX_WORDS) -> list[Paragraph]:
+    if document.blocks:
+        candidates = _group_blocks(document, max_words)
+    else:
+        candidates = _line_paragraphs(document)
+    repeats = _repeated_paragraphs([document.text[c[0] : c[1]] for c in candidates])
     paragraphs: list[Paragraph] = []
-    for i, (start, end, section) in enumerate(candidates):
+    for i, (start, end, section, extra) in enumerate(candidates):
         if i in repeats:
             continue
         paragraphs.append(
@@ -89,25 +92,143 @@ def split_paragraphs(document: Document) -> list[Paragraph]:
                 doc_start=start,
                 doc_end=end,
                 section=section,
+                **extra,
             )
         )
     return paragraphs
 
 
+def _line_paragraphs(document: Document) -> list[tuple[int, int, str, dict]]:
+    lines: list[tuple[int, int]] = []
+    for match in _LINE.finditer(document.text):
+        raw = match.group()
+        stripped = raw.strip()
+        if stripped:
+            start = match.start() + (len(raw) - len(raw.lstrip()))
+            lines.append((start, start + len(stripped)))
+    candidates: list[tuple[int, int, str, dict]] = []
+    section = ""
+    for i, (start, end) in enumerate(lines):
+        line = document.text[start:end]
+        next_line = document.text[slice(*lines[i + 1])] if i + 1 < len(lines) else None
+        if is_heading(line, next_line):
+            section = _MARKDOWN_HEADING.sub("", line).strip()
+            continue
+        candidates.append((start, end, section, {}))
+    return candidates
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _group_blocks(document: Document, max_words: int) -> list[tuple[int, int, str, dict]]:
+    """Paragraph spans from blocks: (start, end, section, provenance fields)."""
+    text = document.text
+    groups: list[list[Block]] = []
+    sizes: list[int] = []
+    for block in document.blocks:
+        if block.kind == HEADING:
+            groups.append([])  # a heading closes the run above it
+            sizes.append(0)
+            continue
+        words = _words(text[block.start : block.end])
+        if block.kind == TABLE and words > max_words:
+            for piece in _table_pieces(block, text, max_words):
+                groups.append([piece])
+                sizes.append(max_words)
+            groups.append([])
+            sizes.append(0)
+            continue
+        current = groups[-1] if groups else None
+        if current and _joins(current, sizes[-1], block, words, text, max_words):
+            current.append(block)
+            sizes[-1] += words
+        else:
+            groups.append([block])
+            sizes.append(words)
+    return [_span(group, document.title) for group in groups if group]
+
+
+def _joins(group: list[Block], group_words: int, block: Block, words: int, text: str, max_words: int) -> bool:
+    last = group[-1]
+    if last.heading_path != block.heading_path or group_words + words > max_words:
+        return False
+    if text[last.start : last.end].rstrip().endswith(":") and block.kind in (CODE, LIST_ITEM, TABLE, QUOTE):
+        return True  # "... like this:" and the example, list or table it introduces
+    short_run = group_words <= SHORT_BLOCK_WORDS * len(group) and all(_words(text[b.start : b.end]) < SHORT_BLOCK_WORDS for b in group)
+    return short_run and words < SHORT_BLOCK_WORDS or (last.kind == LIST_ITEM == block.kind and short_run and words < 2 * SHORT_BLOCK_WORDS)
+
+
+def _table_pieces(block: Block, text: str, max_words: int) -> list[Block]:
+    """A long table as runs of whole rows (each row is one line of the table's text)."""
+    pieces: list[Block] = []
+    start = block.start
+    words = 0
+    position = block.start
+    while position < block.end:
+        newline = text.find("\n", position, block.end)
+        row_end = block.end if newline < 0 else newline
+        row_words = _words(text[position:row_end])
+        if words and words + row_words > max_words:
+            pieces.append(Block(TABLE, start, position - 1, heading_path=block.heading_path, pages=block.pages, bboxes=block.bboxes,
+                                source_start=block.source_start, source_end=block.source_end))
+            start, words = position, 0
+        words += row_words
+        position = row_end + 1
+    pieces.append(Block(TABLE, start, block.end, heading_path=block.heading_path, pages=block.pages, bboxes=block.bboxes,
+                        source_start=block.source_start, source_end=block.source_end))
+    return pieces
+
+
+def _span(group: list[Block], title: str) -> tuple[int, int, str, dict]:
+    sources = [(b.source_start, b.source_end) for b in group if b.source_start is not None]
+    pages = sorted({page for b in group for page in b.pages})
+    extra = {
+        "kind": group[0].kind if len(group) == 1 else "group",
+        "source_start": min(s for s, _ in sources) if sources else None,
+        "source_end": max(e for _, e in sources) if sources else None,
+        "pages": pages,
+        "bboxes": [list(box) for b in group for box in b.bboxes],
+    }
+    path = group[0].heading_path
+    if path and path[0] == title:
+        path = path[1:]  # the title heading over the whole document is not a section
+    return group[0].start, group[-1].end, " > ".join(path), extra
+
+
 def _repeated_paragraphs(texts: Sequence[str]) -> set[int]:
-    """Indexes of paragraphs that repeat (most of) another, longer or earlier, paragraph."""
-    shingles = [_shingles(t) for t in texts]
-    where: dict[tuple[str, ...], set[int]] = {}
+    """Indexes of paragraphs that repeat (most of) another, longer or earlier, paragraph.
+
+    Exact repeats (after normalising case and spaces) by hashing; near repeats (a pull quote
+    with an edit) by shared rare shingles.  Linear in the text apart from the bounded
+    candidate lists."""
+    repeats: set[int] = set()
+    first_seen: dict[str, int] = {}
+    for i, text in enumerate(texts):
+        if _words(text) < _MIN_REPEAT_WORDS:
+            continue
+        key = " ".join(text.lower().split())
+        if key in first_seen:
+            repeats.add(i)
+        else:
+            first_seen[key] = i
+    shingles = [_shingles(t) if _words(t) >= _MIN_REPEAT_WORDS and i not in repeats else set() for i, t in enumerate(texts)]
+    where: dict[tuple[str, ...], list[int]] = {}
     for i, own in enumerate(shingles):
         for shingle in own:
-            where.setdefault(shingle, set()).add(i)
-    repeats: set[int] = set()
+            holders = where.setdefault(shingle, [])
+            if len(holders) <= MAX_SHINGLE_PARAGRAPHS:
+                holders.append(i)
     for i, own in enumerate(shingles):
         if not own:
             continue
         overlap: dict[int, int] = {}
         for shingle in own:
-            for j in where[shingle]:
+            holders = where[shingle]
+            if len(holders) > MAX_SHINGLE_PARAGRAPHS:
+                continue
+            for j in holders:
                 if j != i:
                     overlap[j] = overlap.get(j, 0) + 1
         for j, shared in overlap.items():
@@ -129,8 +250,8 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         # include closing quotes/brackets that follow the punctuation
         while stop < len(text) and text[stop] in "\"'”’)]":
             stop += 1
-        word = re.search(r"(\S+)$", text[start:match.start()])
-        if word and (_is_abbreviation(word.group(1)) or len(word.group(1).strip("(\"'“")) == 1):
+        word = _last_word(text, start, match.start())
+        if word and (_is_abbreviation(word) or len(word.strip("(\"'“")) == 1):
             continue  # "Dr. Kim", "Lance D. Jackson"
         spans.append((start, stop))
         start = match.end()
@@ -138,6 +259,15 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         end = len(text.rstrip())
         spans.append((start, end))
     return spans
+
+
+def _last_word(text: str, start: int, end: int) -> str:
+    """The word ending at ``end`` (not before ``start``), read from at most 32 characters back:
+    abbreviations are short, and a regex anchored at the end rescans a 40,000-character token
+    once per boundary (6.5 s per question on one such document)."""
+    window = text[max(start, end - 32) : end]
+    parts = window.split()
+    return parts[-1] if parts and not window[-1:].isspace() else ""
 
 
 def _is_abbreviation(word: str) -> bool:

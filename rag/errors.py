@@ -31,3 +31,8 @@ class ModelLoadError(RagError):
 
 class NotReady(RagError):
     """Models or index are not loaded yet."""
+
+
+class DocumentTooLarge(UnsupportedDocument):
+    """A file over a size or work limit (bytes, PDF pages, parse time, unpacked size): HTTP 413,
+    or skipped by ``rag index``."""

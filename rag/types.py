@@ -6,8 +6,10 @@ into the text it names, end-exclusive, so ``text[start:end]`` is always the quot
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+from rag.parsing.blocks import Block
 
 
 @dataclass(frozen=True)
@@ -15,18 +17,30 @@ class Document:
     """One source document as read from disk (or uploaded)."""
 
     document_id: str
-    text: str  # the source file's text (decoded file for .txt/.md, extracted text for .html/.pdf)
+    text: str  # canonical text: what a reader sees (markup removed, wraps joined); offsets refer to it
     source_path: str = ""
     title: str = ""
     author: str = ""
     publisher: str = ""
     source_url: str = ""
     content_hash: str = ""
+    format: str = ""  # txt, md, html, pdf, docx, pptx ("" for text given directly)
+    blocks: tuple[Block, ...] = ()  # typed blocks over ``text``, in reading order
 
     def metadata(self) -> dict[str, str]:
-        data = asdict(self)
-        data.pop("text")
-        return data
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("text", "blocks")}
+
+    def to_row(self) -> dict[str, Any]:
+        row = self.metadata()
+        row["text"] = self.text
+        row["blocks"] = [b.to_dict() for b in self.blocks]
+        return row
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Document:
+        row = dict(row)
+        row["blocks"] = tuple(Block.from_dict(b) for b in row.get("blocks", ()))
+        return cls(**row)
 
 
 @dataclass(frozen=True)
@@ -36,7 +50,12 @@ class Paragraph:
     text: str
     doc_start: int  # Document.text[doc_start:doc_end] == text
     doc_end: int
-    section: str = ""
+    section: str = ""  # heading path, outermost first, joined by " > "
+    kind: str = "paragraph"  # the block kind, or "group" for a run of short blocks
+    source_start: int | None = None  # span in the source file (.txt, .md, .html)
+    source_end: int | None = None
+    pages: list[int] = field(default_factory=list)  # 1-based PDF pages / PPTX slides
+    bboxes: list[list[float]] = field(default_factory=list)  # [page, x0, top, x1, bottom] in PDF points
 
 
 @dataclass(frozen=True)
@@ -106,6 +125,7 @@ class Citation:
     doc_start: int  # Document.text[doc_start:doc_end] == paragraph_text
     doc_end: int
     section: str = ""
+    pages: list[int] = field(default_factory=list)  # PDF pages of the paragraph (empty for other formats)
 
 
 @dataclass
@@ -156,6 +176,7 @@ def passage_to_dict(retrieved: RetrievedPassage) -> dict[str, Any]:
         "doc_start": p.doc_start,
         "doc_end": p.doc_end,
         "section": p.section,
+        "pages": list(retrieved.paragraph.pages),
         "score": retrieved.score,
         "scores": asdict(retrieved.scores),
     }

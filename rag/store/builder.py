@@ -147,7 +147,7 @@ class IndexBuilder:
                     passages.append(replace(old, passage_id=len(passages)))
                     rows.append(previous.vectors[old.passage_id])
             else:
-                doc_paragraphs = split_paragraphs(document)
+                doc_paragraphs = split_paragraphs(document, self.settings.max_passage_words)
                 if not document.title:
                     title = next((p.section for p in doc_paragraphs if p.section), "") or doc_id
                     stored = StoredDocument(replace(document, title=title), stored.origin)

@@ -34,7 +34,7 @@ from rag.types import Document, Paragraph, Passage
 log = logging.getLogger(__name__)
 
 # Bump when the layout or the meaning of stored fields changes.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: canonical text with typed blocks; paragraphs with kind, source span, pages
 CURRENT_FILE = "CURRENT"
 MANIFEST_FILE = "manifest.json"
 VERSION_PREFIX = "v-"
@@ -96,7 +96,7 @@ class CorpusIndex:
         tmp = index_dir / f".tmp-{folder.name}"
         tmp.mkdir()
         try:
-            _write_jsonl(tmp / "documents.jsonl", ({**asdict(d.document), "origin": d.origin} for d in self.documents.values()))
+            _write_jsonl(tmp / "documents.jsonl", ({**d.document.to_row(), "origin": d.origin} for d in self.documents.values()))
             _write_jsonl(tmp / "paragraphs.jsonl", (asdict(p) for p in self.paragraphs.values()))
             _write_jsonl(tmp / "passages.jsonl", (asdict(p) for p in self.passages))
             np.save(tmp / "vectors.npy", np.ascontiguousarray(self.vectors, dtype=np.float32))
@@ -130,7 +130,7 @@ class CorpusIndex:
         documents = {}
         for row in _read_jsonl(folder / "documents.jsonl"):
             origin = row.pop("origin", "file")
-            documents[row["document_id"]] = StoredDocument(Document(**row), origin)
+            documents[row["document_id"]] = StoredDocument(Document.from_row(row), origin)
         paragraphs = {(p.document_id, p.paragraph_index): p for p in (Paragraph(**r) for r in _read_jsonl(folder / "paragraphs.jsonl"))}
         passages = [Passage(**r) for r in _read_jsonl(folder / "passages.jsonl")]
         vectors = np.load(folder / "vectors.npy", mmap_mode="r" if mmap else None)
