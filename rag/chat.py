@@ -34,9 +34,18 @@ these rules, applied in order:
 5. When no subject can be found, the question is left as it is.
 
 The result records the rule that fired, so the rewriting is visible in every response.
+
+Every step is linear in the length of the history: no pattern here can backtrack over an
+unbounded run of text (issue 11: a lazy ``(.+?)[\\s?.!]*$`` took 7.1 s on a 40,000-space
+message).  The HTTP edge also bounds the history (``RAG_MAX_CHAT_MESSAGES``, ``RAG_MAX_CHAT_CHARS``).
+
+Chat content is Markdown for chat front ends; text quoted from documents (answers, sentences,
+titles) has ``& < > [ ]`` written as character references (:func:`markdown_safe`), so document
+HTML, links and images are shown as text rather than rendered or fetched.
 """
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -63,7 +72,12 @@ _ARTICLES = {"the", "a", "an"}
 _AFTER_OBJECT_HER = {"to", "in", "at", "of", "for", "with", "by", "on", "from", "and", "or", "as", "about", "after", "before"}
 _TOKEN = re.compile(r"[\w][\w.’'\-]*")
 _POSSESSIVE = re.compile(r"(?:['’]s|['’])$")
-_MARKER = re.compile(r"\s*\[\d+\]")
+# No leading \s*: searched on an unbounded line, "\s*\[" retries every whitespace run to its end
+# (quadratic); the answer before the marker is stripped instead.
+_MARKER = re.compile(r"\[\d+\]")
+# Only the fixed prefix is a pattern; the subject after it is cut with str methods (linear).
+_COPULA = re.compile(r"\s*(who|what)\s+(?:is|was|are|were|has been)\s+", re.IGNORECASE)
+_MARKDOWN_ACTIVE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "[": "&#91;", "]": "&#93;"})
 
 
 @dataclass(frozen=True)
@@ -163,21 +177,36 @@ def _answer_of(reply: str | None) -> str | None:
         return None
     first = reply.strip().splitlines()[0] if reply.strip() else ""
     marker = _MARKER.search(first)
-    answer = first[: marker.start()].strip() if marker else ""
+    answer = html.unescape(first[: marker.start()].strip()) if marker else ""  # content is markdown_safe
     return answer if answer and len(answer.split()) <= 12 else None
+
+
+def _copula_subject(previous: str) -> tuple[str, str] | None:
+    """("who" | "what", the words after "who/what is/was/are/were/has been"), trailing ``?.!`` and
+    spaces removed; None when there are none or they run past a line break."""
+    match = _COPULA.match(previous)
+    if match is None:
+        return None
+    end = len(previous)
+    while end > match.end() and (previous[end - 1].isspace() or previous[end - 1] in "?.!"):
+        end -= 1
+    subject = previous[match.end() : end]
+    if not subject or "\n" in subject:
+        return None
+    return match.group(1).lower(), subject
 
 
 def _subject(kind: str, previous: str, previous_reply: str | None) -> str | None:
     spans = named_spans(previous)
-    copula = re.match(r"\s*(who|what)\s+(?:is|was|are|were|has been)\s+(.+?)[\s?.!]*$", previous, re.IGNORECASE)
+    copula = _copula_subject(previous)
     if kind == "person":
         if re.match(r"\s*who\b", previous, re.IGNORECASE) and (answer := _answer_of(previous_reply)):
             return answer
-        if copula and copula.group(1).lower() == "who":
-            return copula.group(2)
+        if copula and copula[0] == "who":
+            return copula[1]
     if spans:
         return spans[0]
-    return copula.group(2) if copula else None
+    return copula[1] if copula else None
 
 
 def _finish(text: str) -> str:
@@ -231,6 +260,12 @@ def rewrite_question(history: Sequence[ChatTurn]) -> Rewrite:
 
 
 # ----------------------------------------------------------------------------- answers
+def markdown_safe(text: str) -> str:
+    """``text`` with the characters that start HTML, links and images in Markdown written as
+    character references: rendered, it reads the same; it never becomes markup."""
+    return text.translate(_MARKDOWN_ACTIVE)
+
+
 @dataclass(frozen=True)
 class UrlCitation:
     """OpenAI's ``url_citation`` annotation: ``content[start_index:end_index]`` is the marker."""
@@ -308,9 +343,9 @@ def build_chat_answer(
     if not result.answers:
         no_answer = asdict(result.no_answer) if result.no_answer else None
         reason = (result.no_answer.reason if result.no_answer else "").split(": ", 1)[-1]
-        content = f"{ABSTENTION}\n\nSearched the documents for: {rewrite.question}"
+        content = f"{ABSTENTION}\n\nSearched the documents for: {markdown_safe(rewrite.question)}"
         if reason:
-            content += f"\nDetails: {reason}"
+            content += f"\nDetails: {markdown_safe(reason)}"
         return ChatAnswer(content, rewrite, no_answer=no_answer)
     source_urls = source_urls or {}
     out = _Writer()
@@ -333,15 +368,15 @@ def build_chat_answer(
                 "source_url": source_urls.get(citation.document_id, ""),
             }
         )
-        sources.append((n, url, f"{title}, paragraph {citation.paragraph_index}"))
+        sources.append((n, url, f"{markdown_safe(title)}, paragraph {citation.paragraph_index}"))
         if n == 1:
-            out.text(f"{answer.text} ")
+            out.text(f"{markdown_safe(answer.text)} ")
             out.marker(n, url, title)
-            out.text("\n\n> " + " ".join(answer.context.split()) + " ")
+            out.text("\n\n> " + markdown_safe(" ".join(answer.context.split())) + " ")
             out.marker(n, url, title)
         else:
             out.text("\n\nOther possible answers: " if n == 2 else "; ")
-            out.text(f"{answer.text} ")
+            out.text(f"{markdown_safe(answer.text)} ")
             out.marker(n, url, title)
     out.text("\n\nSources:")
     for n, url, label in sources:

@@ -135,6 +135,34 @@ class Settings(BaseSettings):
     # One JSON line per request (with its request id) on stderr, logger "rag.access".
     log_json: bool = True
 
+    # --- hardening: cost limits, proxies, slow clients (docs/security.md) ------------------
+    # Questions per /v1/ask:batch or /v1/search:batch request, and their characters together.
+    # 64 questions take ~6.7 s of reading on 2 cores (9.5 questions/s, eval/RESULTS.md); 4 such
+    # batches at once raised single-question latency from 136 to 628 ms (issue 11), so the
+    # per-client work budget below is what bounds the total; these bound one request.
+    max_batch_questions: int = Field(64, ge=1, le=64)
+    max_batch_chars: int = Field(16_000, ge=1)
+    # Chat history: messages per request and characters over all of them.  The follow-up
+    # rewriter reads every user turn (linear time), so these bound one request's work: 256
+    # messages / 200,000 characters is ~100 turns of our answers (~1,500 characters each) and
+    # is rewritten in < 50 ms, against 9.5 s for the 520,001-message history of issue 11.
+    max_chat_messages: int = Field(256, ge=2)
+    max_chat_chars: int = Field(200_000, ge=1000)
+    # Per-client work budget in the `limits` notation, charged per unit of work rather than
+    # per request: a search query costs 1, a question 1 + the passages it reads (4 with
+    # reader_top_k 3).  2400/minute = 600 questions a minute = 10 per second, about what 2
+    # cores answer (9.5/s), so one client cannot take more than the machine.  Empty: off.
+    work_budget: str = "2400/minute"
+    # Comma-separated addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For
+    # names the client; from anyone else the header is ignored.  Empty: trust no one.
+    trusted_proxies: str = ""
+    # Slow clients: a request's headers must arrive within header_timeout_s of the connection
+    # (or of the previous response), and its body may pause at most body_idle_timeout_s between
+    # chunks and take body_total_timeout_s in all (25 MB at 83 KB/s), else 408 / closed.
+    header_timeout_s: float = Field(10.0, gt=0)
+    body_idle_timeout_s: float = Field(30.0, gt=0)
+    body_total_timeout_s: float = Field(300.0, gt=0)
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -103,7 +103,8 @@ def test_chat_answer_abstention(fake_pipeline: Pipeline):
 # ----------------------------------------------------------------------------- API
 @pytest.fixture
 def client(fake_pipeline) -> TestClient:
-    with TestClient(create_app(fake_pipeline.settings, fake_pipeline, warm_up=False), raise_server_exceptions=False) as c:
+    # A loopback server address: keyless writes are local-only (rag/api/security.py).
+    with TestClient(create_app(fake_pipeline.settings, fake_pipeline, warm_up=False), raise_server_exceptions=False, base_url="http://127.0.0.1") as c:
         yield c
 
 
@@ -135,7 +136,7 @@ def test_completion_shape_and_citations_match_ask(client):
     for annotation in message["annotations"]:
         cite = annotation["url_citation"]
         assert message["content"][cite["start_index"] : cite["end_index"]] == "[1]"
-        assert cite["url"] == "http://testserver/documents/nato-indo-pacific-pivot#p1"
+        assert cite["url"] == "http://127.0.0.1/documents/nato-indo-pacific-pivot#p1"
     ask = client.post("/v1/ask", json={"question": QUESTION}).json()
     assert body["citations"] == [a["citation"] for a in ask["answers"]]
     assert body["rewritten_question"] == QUESTION and body["no_answer"] is None

@@ -18,12 +18,22 @@ READ_KEY = "read-key-9876543210"
 DOC = {"document_id": "zorblax", "text": "The zorblax beacon is colour Ultramarine Blue, say Zorblax engineers."}
 
 
-def make_client(fake_pipeline: Pipeline, **overrides) -> TestClient:
-    """A client for an app over the fake pipeline's index with some settings changed."""
-    settings = Settings(**{**fake_pipeline.settings.model_dump(), "rate_limit": "", "log_json": False, **overrides})
+# What the in-process client presents: the server's address (scope["server"]) is loopback, as
+# for `rag serve` on 127.0.0.1, and every request carries X-Requested-With like a script would,
+# so keyless writes are allowed; tests of the cross-site rules pass browser=True.
+LOOPBACK = "http://127.0.0.1:8000"
+SCRIPT_HEADERS = {"X-Requested-With": "pytest"}
+
+
+def make_client(fake_pipeline: Pipeline, browser: bool = False, base_url: str = LOOPBACK, **overrides) -> TestClient:
+    """A client for an app over the fake pipeline's index with some settings changed.
+
+    ``browser=True``: no X-Requested-With, so requests look like what a web page can send."""
+    settings = Settings(**{**fake_pipeline.settings.model_dump(), "rate_limit": "", "work_budget": "", "log_json": False, **overrides})
     pipeline = Pipeline(settings, encoder=fake_pipeline.encoder, reader=fake_pipeline.reader)
     pipeline.warm_up()
-    return TestClient(create_app(settings, pipeline, warm_up=False), raise_server_exceptions=False)
+    headers = {} if browser else SCRIPT_HEADERS
+    return TestClient(create_app(settings, pipeline, warm_up=False), raise_server_exceptions=False, base_url=base_url, headers=headers)
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -41,7 +51,9 @@ def keyed(fake_pipeline) -> TestClient:
     [
         ("GET", "/healthz", "public"),
         ("GET", "/readyz", "public"),
-        ("GET", "/", "public"),
+        ("GET", "/", "read"),
+        ("GET", "/openapi.json", "read"),
+        ("GET", "/docs", "read"),
         ("GET", "/static/app.js", "public"),
         ("GET", "/v1/documents", "read"),
         ("GET", "/metrics", "read"),

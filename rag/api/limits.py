@@ -3,10 +3,14 @@
 Both middlewares are plain ASGI (no buffering, no BaseHTTPMiddleware):
 
 * ``BodySizeLimit`` answers 413 before reading anything when Content-Length is over
-  ``max_body_bytes``, and stops a chunked upload as soon as it passes the limit;
+  ``max_body_bytes``, and stops a chunked upload as soon as it passes the limit; it also
+  answers 408 when the body stalls (``body_idle_timeout_s`` between chunks) or takes longer
+  than ``body_total_timeout_s`` (slow clients holding a connection; headers: server_options);
 * ``RateLimit`` counts requests to ``/v1/*`` per client address in a moving window (the
   ``limits`` library that slowapi wraps; in memory, so per process) and answers 429 with
-  ``Retry-After``.  Health probes, /metrics and the web page are never limited.
+  ``Retry-After``.  Health probes, /metrics and the web page are never limited.  The client
+  address honours X-Forwarded-For only from ``RAG_TRUSTED_PROXIES`` (rag/api/budget.py),
+  which also holds the per-client budget of work that the question routes charge.
 
 Per-file upload size and files per request are checked where the upload is parsed
 (routes_documents); question length in the pipeline (422); PDF page count in ingestion (413).
@@ -20,10 +24,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
+from rag.api.budget import ClientAddress, WorkBudget
 from rag.api.security import access_needed
 from rag.errors import RagError
 from rag.settings import Settings
@@ -55,9 +61,11 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 class BodySizeLimit:
-    def __init__(self, app, max_bytes: int):
+    def __init__(self, app, max_bytes: int, idle_timeout: float = 30.0, total_timeout: float = 300.0):
         self.app = app
         self.max_bytes = max_bytes
+        self.idle_timeout = idle_timeout
+        self.total_timeout = total_timeout
 
     def _message(self) -> str:
         return f"request body is larger than the limit of {self.max_bytes} bytes (RAG_MAX_BODY_BYTES)"
@@ -75,11 +83,25 @@ class BodySizeLimit:
                 await send_json(send, 413, {"detail": self._message()}, {"connection": "close"})
                 return
         received = 0
+        body_done = False
+        deadline = time.monotonic() + self.total_timeout
 
         async def limited_receive() -> dict:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:  # after the body, receive() only waits for a disconnect: no timeout
+                return await receive()
+            wait = min(self.idle_timeout, deadline - time.monotonic())
+            with anyio.move_on_after(max(wait, 0)) as scope_:
+                message = await receive()
+            if scope_.cancelled_caught:
+                raise HTTPException(
+                    status_code=408,
+                    detail=f"the request body stalled or took too long (RAG_BODY_IDLE_TIMEOUT_S={self.idle_timeout:g}, "
+                    f"RAG_BODY_TOTAL_TIMEOUT_S={self.total_timeout:g})",
+                    headers={"Connection": "close"},
+                )
             if message["type"] == "http.request":
+                body_done = not message.get("more_body", False)
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
                     # Raised inside the body read: FastAPI's exception handling turns it into a
@@ -91,7 +113,7 @@ class BodySizeLimit:
 
 
 class RateLimit:
-    def __init__(self, app, spec: str, prefixes: tuple[str, ...] = RATE_LIMITED_PREFIXES):
+    def __init__(self, app, spec: str, client_address: ClientAddress, prefixes: tuple[str, ...] = RATE_LIMITED_PREFIXES):
         from limits import parse_many
         from limits.storage import MemoryStorage
         from limits.strategies import MovingWindowRateLimiter
@@ -100,10 +122,11 @@ class RateLimit:
         self.items = parse_many(spec)
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
         self.prefixes = prefixes
+        self.client_address = client_address
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] != "OPTIONS" and scope["path"].startswith(self.prefixes):
-            client = (scope.get("client") or ("unknown", 0))[0]
+            client = self.client_address(scope)
             for item in self.items:
                 if not self.limiter.hit(item, "client", client):
                     reset = self.limiter.get_window_stats(item, "client", client).reset_time
@@ -121,7 +144,12 @@ class RateLimit:
 def setup(app: FastAPI, settings: Settings) -> None:
     """Install the limit middlewares and CORS.  The middleware added last runs first: CORS wraps
     the limits, so a browser can read their 413/429 answers."""
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit, max_bytes=settings.max_body_bytes, idle_timeout=settings.body_idle_timeout_s, total_timeout=settings.body_total_timeout_s
+    )
+    client_address = ClientAddress(settings.trusted_proxies)  # a bad entry fails at start
+    app.state.client_address = client_address
+    app.state.work_budget = WorkBudget(settings.work_budget, client_address) if settings.work_budget.strip() else None
     if settings.rate_limit.strip():
         from limits import parse_many
 
@@ -129,7 +157,7 @@ def setup(app: FastAPI, settings: Settings) -> None:
             parse_many(settings.rate_limit)  # fail at start, not on the first request
         except ValueError as exc:
             raise ValueError(f"RAG_RATE_LIMIT={settings.rate_limit!r} is not a rate like '300/minute': {exc}") from exc
-        app.add_middleware(RateLimit, spec=settings.rate_limit)
+        app.add_middleware(RateLimit, spec=settings.rate_limit, client_address=client_address)
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:
         app.add_middleware(
@@ -177,13 +205,15 @@ def document_error_responses(app: FastAPI, settings: Settings) -> None:
                 if needed == "write" or (needed == "read" and settings.require_auth_for_reads):
                     add(401, "Missing or invalid API key")
                 if needed == "write":
-                    add(403, "This key may not change documents, or writes are disabled")
+                    add(403, "This key may not change documents, writes are disabled, or a keyless write looks cross-site")
                 if method in ("post", "put", "patch"):
                     add(400, "Malformed request body (not decodable as its content type)")
+                    add(408, "The request body stalled or took too long")
                     add(413, "Request body, upload or document count over the limit")
+                    add(415, "Missing or unsupported Content-Type")
                     add(422, "Invalid request")
                 if path.startswith(RATE_LIMITED_PREFIXES):
-                    add(429, "Rate limit exceeded (see Retry-After)")
+                    add(429, "Rate limit or work budget exceeded (see Retry-After)")
                 if "{" in path and "404" not in responses:  # a path naming a resource that may not exist
                     responses["404"] = {"description": "Not found", "content": {"application/json": {"schema": {"type": "object"}}}}
         return schema

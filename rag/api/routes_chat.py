@@ -5,7 +5,10 @@ collections are listed as models, the latest user message is answered extractive
 follow-up rewriting, see ``rag.chat``), and the citations travel as ``message.annotations``
 (``url_citation``) plus a ``citations`` extension field with the ``/v1/ask`` citation objects.
 Errors use OpenAI's shape ``{"error": {"message", "type", "param", "code"}}`` and are 4xx for bad
-input.
+input: 400 for malformed messages (including text that is not Unicode: unpaired surrogates),
+413 ``context_length_exceeded`` for a history over ``RAG_MAX_CHAT_MESSAGES`` messages or
+``RAG_MAX_CHAT_CHARS`` characters (checked before the messages are validated or rewritten),
+429 when the client's work budget is spent (rag/api/budget.py).
 """
 from __future__ import annotations
 
@@ -22,8 +25,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
+from rag.api.budget import charge, question_cost
 from rag.api.deps import PipelineDep
+from rag.api.schemas import Text
 from rag.chat import ChatAnswer, ChatTurn, Rewrite, build_chat_answer, count_tokens, rewrite_question
 from rag.errors import InvalidRequest, RagError
 from rag.pipeline import Pipeline
@@ -39,13 +45,13 @@ _STARTED = int(time.time())
 class ContentPart(BaseModel):
     model_config = ConfigDict(extra="allow")
     type: str
-    text: str | None = None
+    text: Text | None = None
 
 
 class ChatMessageIn(BaseModel):
     model_config = ConfigDict(extra="allow")  # name, tool_calls, ... are accepted and ignored
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    content: str | list[ContentPart] | None = None
+    content: Text | list[ContentPart] | None = None
 
     def text(self) -> str:
         if self.content is None:
@@ -100,6 +106,8 @@ _OPENAI_ERROR = {"content": {"application/json": {"schema": {
 _ERRORS = {
     400: {"description": "Invalid request body or messages", **_OPENAI_ERROR},
     404: {"description": "Unknown model", **_OPENAI_ERROR},
+    413: {"description": "Chat history over RAG_MAX_CHAT_MESSAGES or RAG_MAX_CHAT_CHARS (code context_length_exceeded)", **_OPENAI_ERROR},
+    429: {"description": "Rate limit or work budget exceeded (see Retry-After)", **_OPENAI_ERROR},
     503: {"description": "Index or models not ready", **_OPENAI_ERROR},
 }
 _BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": _inline_refs(ChatCompletionRequest.model_json_schema())}}}}
@@ -107,13 +115,15 @@ _BODY = {"requestBody": {"required": True, "content": {"application/json": {"sch
 
 # ----------------------------------------------------------------------------- errors
 class OpenAIError(Exception):
-    def __init__(self, status: int, message: str, type_: str = "invalid_request_error", param: str | None = None, code: str | None = None):
+    def __init__(self, status: int, message: str, type_: str = "invalid_request_error", param: str | None = None,
+                 code: str | None = None, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status, self.message, self.type, self.param, self.code = status, message, type_, param, code
+        self.headers = headers
 
     def response(self) -> JSONResponse:
         body = {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
-        return JSONResponse(status_code=self.status, content=body)
+        return JSONResponse(status_code=self.status, content=body, headers=self.headers)
 
 
 def _from_rag_error(exc: RagError) -> OpenAIError:
@@ -153,12 +163,25 @@ def _unknown_model(model_id: str, pipeline: Pipeline) -> OpenAIError:
 
 
 # ----------------------------------------------------------------------------- completions
-async def _parse(request: Request) -> ChatCompletionRequest:
+def _too_long(message: str) -> OpenAIError:
+    return OpenAIError(413, message, param="messages", code="context_length_exceeded")
+
+
+async def _parse(request: Request, settings) -> ChatCompletionRequest:
     raw = await request.body()
+    # A character takes at most 12 bytes in JSON (an escaped surrogate pair), plus ~100 bytes of
+    # structure per message: a longer body cannot be a history within the limits, and is not
+    # parsed at all (23.9 MB of history took 9.5 s to parse and rewrite, issue 11).
+    most = 12 * settings.max_chat_chars + 100 * settings.max_chat_messages + 64 * 1024
+    if len(raw) > most:
+        raise _too_long(f"the request body ({len(raw)} bytes) is longer than a chat history within RAG_MAX_CHAT_CHARS={settings.max_chat_chars} can be")
     try:
         data = json.loads(raw or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise OpenAIError(400, f"malformed JSON body: {exc}") from exc
+    messages = data.get("messages") if isinstance(data, dict) else None
+    if isinstance(messages, list) and len(messages) > settings.max_chat_messages:
+        raise _too_long(f"{len(messages)} messages, more than {settings.max_chat_messages} (RAG_MAX_CHAT_MESSAGES): start a new conversation")
     try:
         return ChatCompletionRequest.model_validate(data)
     except ValidationError as exc:
@@ -167,8 +190,11 @@ async def _parse(request: Request) -> ChatCompletionRequest:
         raise OpenAIError(400, f"{where}: {first.get('msg')}", param=where) from exc
 
 
-def _history(body: ChatCompletionRequest) -> list[ChatTurn]:
+def _history(body: ChatCompletionRequest, max_chars: int) -> list[ChatTurn]:
     turns = [ChatTurn(m.role, m.text()) for m in body.messages if m.role in ("user", "assistant")]
+    characters = sum(len(t.content) for t in turns)
+    if characters > max_chars:
+        raise _too_long(f"the conversation has {characters} characters, more than {max_chars} (RAG_MAX_CHAT_CHARS): start a new conversation")
     users = [t for t in turns if t.role == "user"]
     if not users:
         raise OpenAIError(400, "messages: no user message; the latest user message is the question", param="messages")
@@ -178,13 +204,26 @@ def _history(body: ChatCompletionRequest) -> list[ChatTurn]:
 
 
 def public_base_url(request: Request, pipeline: Pipeline) -> str:
-    """Where browsers reach this service: ``RAG_PUBLIC_URL`` when set, else the request's own base URL.
+    """Where browsers reach this service: ``RAG_PUBLIC_URL`` when set, else the address of the
+    socket the request came in on (``scope["server"]``).
 
-    Set it when clients call the service under an address users cannot open (Open WebUI in
-    Docker calling ``http://host.docker.internal:8000``), so citation links still work.
+    Never the ``Host`` header: it is the client's to write, and a link built from it points
+    wherever the client said (issue 11).  Set RAG_PUBLIC_URL when clients call the service under
+    an address users cannot open (Open WebUI in Docker calling ``http://host.docker.internal:8000``),
+    or behind a proxy, so citation links still work.
     """
     configured = pipeline.settings.public_url
-    return (str(configured) if configured else str(request.base_url)).rstrip("/")
+    if configured:
+        return str(configured).rstrip("/")
+    scheme = request.scope.get("scheme", "http")
+    server = request.scope.get("server")
+    if not server:  # a Unix socket: no address a browser could open; links stay relative
+        return ""
+    host, port = str(server[0]), server[1]
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    default = {"http": 80, "https": 443}.get(scheme)
+    return f"{scheme}://{host}" + ("" if port in (None, default) else f":{port}")
 
 
 def _paragraph_url(request: Request, pipeline: Pipeline):
@@ -197,7 +236,7 @@ def _paragraph_url(request: Request, pipeline: Pipeline):
 
 
 def _answer(pipeline: Pipeline, body: ChatCompletionRequest, request: Request) -> tuple[ChatAnswer, list[ChatTurn]]:
-    turns = _history(body)
+    turns = _history(body, pipeline.settings.max_chat_chars)
     rewrite: Rewrite = rewrite_question(turns)
     result = pipeline.ask(rewrite.question, top_k=body.top_k, mode=body.mode)
     sources = {doc_id: stored.document.source_url for doc_id, stored in pipeline.index.documents.items()}
@@ -223,9 +262,13 @@ def _extensions(answer: ChatAnswer) -> dict[str, Any]:
 @router.post("/chat/completions", openapi_extra=_BODY, responses=_ERRORS, summary="OpenAI-compatible chat: cited extractive answers")
 async def chat_completions(request: Request, pipeline: PipelineDep):
     try:
-        body = await _parse(request)
+        body = await _parse(request, pipeline.settings)
         if body.model not in model_ids(pipeline):
             raise _unknown_model(body.model, pipeline)
+        try:
+            charge(request, question_cost(pipeline.settings))
+        except HTTPException as exc:
+            raise OpenAIError(exc.status_code, str(exc.detail), "rate_limit_exceeded", code="rate_limit_exceeded", headers=exc.headers) from exc
         answer, turns = await run_in_threadpool(_answer, pipeline, body, request)
     except OpenAIError as exc:
         return exc.response()

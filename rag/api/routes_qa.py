@@ -1,8 +1,9 @@
 """POST /v1/ask and POST /v1/search."""
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
+from rag.api.budget import SEARCH_COST, charge, question_cost
 from rag.api.deps import PipelineDep
 from rag.api.schemas import AskRequest, AskResponse, SearchRequest, SearchResponse
 from rag.types import passage_to_dict
@@ -11,11 +12,13 @@ router = APIRouter(prefix="/v1", tags=["questions"])
 
 
 @router.post("/ask", response_model=AskResponse, summary="Answer a question with cited, verbatim spans")
-def ask(body: AskRequest, pipeline: PipelineDep) -> dict:
+def ask(body: AskRequest, pipeline: PipelineDep, request: Request) -> dict:
+    charge(request, question_cost(pipeline.settings))
     return pipeline.ask(body.question, top_k=body.top_k, mode=body.mode).to_dict()
 
 
 @router.post("/search", response_model=SearchResponse, summary="Retrieve passages only")
-def search(body: SearchRequest, pipeline: PipelineDep) -> dict:
+def search(body: SearchRequest, pipeline: PipelineDep, request: Request) -> dict:
+    charge(request, SEARCH_COST)
     passages, timings = pipeline.search(body.query, top_k=body.top_k, mode=body.mode)
     return {"query": body.query, "passages": [passage_to_dict(p) for p in passages], "timings_ms": timings}

@@ -1,11 +1,25 @@
 """Pydantic models for every request and response body of the HTTP API."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 Mode = Literal["bm25", "dense", "hybrid"]
+
+
+def well_formed(text: str) -> str:
+    """``text`` unchanged, or ValueError (422) when it holds an unpaired surrogate such as
+    ``"\\ud800"``: JSON can spell one, but it is not Unicode text, and answering with it failed
+    with a 500 while encoding the response (issue 11)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"contains an unpaired surrogate (U+{ord(text[exc.start]):04X}) at character {exc.start}: not valid Unicode text") from None
+    return text
+
+
+Text = Annotated[str, AfterValidator(well_formed)]
 
 
 class _Strict(BaseModel):
@@ -13,13 +27,13 @@ class _Strict(BaseModel):
 
 
 class AskRequest(_Strict):
-    question: str = Field(..., min_length=1, description="A question in plain language.", examples=["Who was NATO's first Secretary General?"])
+    question: Text = Field(..., min_length=1, description="A question in plain language.", examples=["Who was NATO's first Secretary General?"])
     top_k: int | None = Field(None, ge=1, le=100, description="Passages to return (the reader reads at least reader_top_k).")
     mode: Mode | None = Field(None, description="Retrieval mode; default hybrid.")
 
 
 class SearchRequest(_Strict):
-    query: str = Field(..., min_length=1, examples=["NATO Secretary General"])
+    query: Text = Field(..., min_length=1, examples=["NATO Secretary General"])
     top_k: int | None = Field(None, ge=1, le=100)
     mode: Mode | None = None
 
@@ -83,12 +97,12 @@ class SearchResponse(BaseModel):
 
 
 class DocumentIn(_Strict):
-    text: str = Field(..., min_length=1, description="Plain text; paragraphs separated by newlines.")
-    document_id: str | None = Field(None, min_length=1, max_length=200, description="Upsert key; default: slug of the title.")
-    title: str | None = Field(None, max_length=500)
-    author: str | None = Field(None, max_length=500)
-    publisher: str | None = Field(None, max_length=500)
-    source_url: str | None = Field(None, max_length=2000)
+    text: Text = Field(..., min_length=1, description="Plain text; paragraphs separated by newlines.")
+    document_id: Text | None = Field(None, min_length=1, max_length=200, description="Upsert key; default: slug of the title.")
+    title: Text | None = Field(None, max_length=500)
+    author: Text | None = Field(None, max_length=500)
+    publisher: Text | None = Field(None, max_length=500)
+    source_url: Text | None = Field(None, max_length=2000)
 
 
 class DocumentInfo(BaseModel):
