@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from rag import __version__
-from rag.api import limits, observability, routes_batch, security
+from rag.api import edge_errors, limits, observability, routes_batch, security
 from rag.api import docs_offline, routes_chat, routes_documents, routes_health, routes_qa, routes_web
 from rag.errors import (
     DocumentNotFound,
@@ -90,5 +90,6 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     security.setup(app, settings)
     limits.setup(app, settings)
     observability.setup(app, settings)
+    edge_errors.setup(app)  # a full disk: 503 + Retry-After
     return app
 

@@ -16,6 +16,10 @@ in the body of a 500 answer, so a user's report can be matched to the server's l
   ``rag_index_info{version,embedding_model}``.
 * ``Server-Timing``: the pipeline stages of this request plus ``app`` (the whole request), in
   milliseconds, readable in the browser's developer tools.
+* A client that goes away before its answer is complete (an upload cut off, a chat stream
+  closed) is not a server error: it is logged at INFO, recorded as status 499 (nginx's "client
+  closed request") and counted in ``rag_http_client_disconnects_total``, not in
+  ``rag_http_errors_total``.
 
 Stage times come from the pipeline's own ``timings_ms``: :func:`instrument_pipeline` wraps the
 pipeline object's public methods (once per object) and files their timings under the request
@@ -38,6 +42,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from starlette.requests import ClientDisconnect
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
@@ -51,6 +56,7 @@ ACCESS_LOGGER = "rag.access"
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+CLIENT_CLOSED = 499  # nginx's code for "the client closed the connection before the answer"
 # Pipeline timings_ms keys -> stage names ("total" of the pipeline is not the whole request).
 _STAGE_NAMES = {"retrieve": "retrieve", "read": "read", "total": "pipeline"}
 
@@ -198,6 +204,9 @@ class Metrics:
             "rag_http_request_duration_seconds", "Time to answer a request", ["method", "route"], buckets=LATENCY_BUCKETS, registry=r
         )
         self.in_flight = Gauge("rag_http_requests_in_flight", "Requests being answered", registry=r)
+        self.disconnects = Counter(
+            "rag_http_client_disconnects", "Requests whose client left before the answer was complete", ["method", "route"], registry=r
+        )
         self.stage_seconds = Histogram(
             "rag_stage_duration_seconds", "Time per pipeline stage", ["stage"], buckets=LATENCY_BUCKETS, registry=r
         )
@@ -205,7 +214,9 @@ class Metrics:
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
-        if status >= 400:
+        if status == CLIENT_CLOSED:
+            self.disconnects.labels(method, route).inc()
+        elif status >= 400:
             self.errors.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
 
@@ -250,10 +261,21 @@ class Observability:
         token = _current.set(ctx)
         status = 500
         response_started = False
+        response_complete = False
+        disconnected = False
         self.metrics.in_flight.inc()
 
+        async def receive_wrapper() -> dict:
+            nonlocal disconnected
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                disconnected = True
+            return message
+
         async def send_wrapper(message: dict) -> None:
-            nonlocal status, response_started
+            nonlocal status, response_started, response_complete
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                response_complete = True
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
@@ -265,8 +287,16 @@ class Observability:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_wrapper)
-        except Exception:
+            await self.app(scope, receive_wrapper, send_wrapper)
+            if disconnected and not response_complete:
+                status = CLIENT_CLOSED
+        except Exception as exc:
+            if disconnected or isinstance(exc, ClientDisconnect):
+                # Whatever the route raised after its client left (starlette's ClientDisconnect
+                # while reading an upload, a stream cut off) is the client's doing, not an error.
+                status = CLIENT_CLOSED
+                log.info("client disconnected during %s %s", scope["method"], scope["path"], extra={"request_id": ctx.request_id})
+                return
             status = 500
             log.exception("unhandled error in %s %s", scope["method"], scope["path"], extra={"request_id": ctx.request_id})
             if not response_started:

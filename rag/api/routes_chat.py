@@ -186,7 +186,8 @@ async def _parse(request: Request, settings) -> ChatCompletionRequest:
         return ChatCompletionRequest.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+        # Drop pydantic's union/validator labels ("function-after[well_formed(), str]") from the path.
+        where = ".".join(str(p) for p in first.get("loc", ()) if isinstance(p, int) or str(p).isidentifier()) or "body"
         raise OpenAIError(400, f"{where}: {first.get('msg')}", param=where) from exc
 
 

@@ -1,4 +1,10 @@
-"""Document management: list, read, upsert (file upload or JSON text), delete."""
+"""Document management: list, read, upsert (file upload or JSON text), delete.
+
+Parsing an upload (PDF, HTML, ...) and indexing it are CPU work: both run in worker threads,
+never on the event loop, so /healthz and other requests are answered meanwhile (issue 11: a
+22.6 s PDF parse blocked every request for its whole duration).  The request body is still read
+on the loop (that is I/O); only the bytes-to-document step moves.
+"""
 from __future__ import annotations
 
 import json
@@ -135,30 +141,37 @@ async def _documents_from_request(request: Request, settings) -> list[Document]:
             if len(data) > max_bytes:
                 raise DocumentTooLarge(f"file {name!r} is larger than the limit of {max_bytes} bytes (RAG_MAX_UPLOAD_BYTES)")
             try:
-                document = document_from_bytes(name, data, document_id, metadata, source_path="", limits=limits)
+                document = await run_in_threadpool(document_from_bytes, name, data, document_id, metadata, source_path="", limits=limits)
             except UnsupportedDocument as exc:
                 raise type(exc)(f"{name}: {exc}" if len(uploads) > 1 else str(exc)) from exc
             documents[document.document_id] = document  # the same id twice: the last one wins
         return list(documents.values())
-    if content_type.startswith("application/json") or not content_type:
+    if content_type.startswith("application/json"):
         raw = await request.body()
         if len(raw) > max_bytes:
             raise DocumentTooLarge(f"request body is larger than the limit of {max_bytes} bytes (RAG_MAX_UPLOAD_BYTES)")
-        try:
-            body = DocumentIn.model_validate(json.loads(raw or b"null"))
-        except json.JSONDecodeError as exc:
-            raise InvalidRequest(f"malformed JSON: {exc.msg} at position {exc.pos}") from exc
-        except UnicodeDecodeError as exc:  # json.loads guesses UTF-8/16/32 from the first bytes
-            raise InvalidRequest(f"the JSON body is not valid {exc.encoding.upper()}") from exc
-        except ValidationError as exc:
-            raise InvalidRequest(_validation_message(exc)) from exc
-        metadata = {k: getattr(body, k) for k in METADATA_FIELDS if getattr(body, k)}
-        document_id = body.document_id or (slugify(body.title) if body.title else None)
-        if document_id is None:
-            raise InvalidRequest("give a document_id or a title")
-        check_line_lengths(body.text, settings.max_line_chars)
-        return [document_from_text(body.text, document_id, metadata)]
+        return await run_in_threadpool(_document_from_json, raw, settings)
+    # A missing Content-Type was read as JSON: a browser Blob without a type overwrote a
+    # document that way across sites (issue 11).  The access check answers 415 before this.
     raise UnsupportedDocument(f"unsupported content type {content_type!r}; send multipart/form-data or application/json")
+
+
+def _document_from_json(raw: bytes, settings) -> list[Document]:
+    """The one document of a JSON upload (run in a worker thread: parsing and line checks are CPU work)."""
+    try:
+        body = DocumentIn.model_validate(json.loads(raw or b"null"))
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(f"malformed JSON: {exc.msg} at position {exc.pos}") from exc
+    except UnicodeDecodeError as exc:  # json.loads guesses UTF-8/16/32 from the first bytes
+        raise InvalidRequest(f"the JSON body is not valid {exc.encoding.upper()}") from exc
+    except ValidationError as exc:
+        raise InvalidRequest(_validation_message(exc)) from exc
+    metadata = {k: getattr(body, k) for k in METADATA_FIELDS if getattr(body, k)}
+    document_id = body.document_id or (slugify(body.title) if body.title else None)
+    if document_id is None:
+        raise InvalidRequest("give a document_id or a title")
+    check_line_lengths(body.text, settings.max_line_chars)
+    return [document_from_text(body.text, document_id, metadata)]
 
 
 def _validation_message(exc: ValidationError) -> str:

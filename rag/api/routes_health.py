@@ -11,7 +11,9 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", response_model=HealthResponse)
-def healthz() -> dict:
+async def healthz() -> dict:
+    # On the event loop, not in the worker threads: it answers while every worker is busy
+    # parsing, indexing or reading (a liveness probe must not time out under load).
     return {"status": "ok"}
 
 

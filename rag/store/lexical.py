@@ -33,11 +33,15 @@ class LexicalIndex:
 
     def build(self, texts: Sequence[str]) -> None:
         self._size = len(texts)
-        if not texts:
+        tokenized = self._tokenize(texts, return_ids=True) if texts else None
+        if tokenized is None or not tokenized.vocab:
+            # No passage has a single indexable word ("A. B. C. 1 2 3": one-letter tokens,
+            # numbers and stopwords are dropped): bm25s cannot index an empty vocabulary (it
+            # raised ValueError, a 500 on upload and delete, issue 11).  Every BM25 score is 0.
             self._retriever = None
             return
         retriever = bm25s.BM25(k1=BM25_K1, b=BM25_B, method="lucene")
-        retriever.index(self._tokenize(texts, return_ids=True), show_progress=False)
+        retriever.index(tokenized, show_progress=False)
         self._retriever = retriever
 
     def scores(self, query: str) -> np.ndarray:
@@ -51,7 +55,7 @@ class LexicalIndex:
         folder.mkdir(parents=True, exist_ok=True)
         if self._retriever is not None:
             self._retriever.save(str(folder), show_progress=False)
-        params = {"size": self._size, "k1": BM25_K1, "b": BM25_B, "method": "lucene",
+        params = {"size": self._size, "indexed": self._retriever is not None, "k1": BM25_K1, "b": BM25_B, "method": "lucene",
                   "stemmer": STEMMER_LANGUAGE, "stopwords": "en", "bm25s_version": bm25s.__version__}
         (folder / PARAMS_FILE).write_text(json.dumps(params, indent=2))
 
@@ -59,7 +63,8 @@ class LexicalIndex:
     def load(cls, folder: Path, mmap: bool = False) -> LexicalIndex:
         params = json.loads((folder / PARAMS_FILE).read_text())
         retriever = None
-        if params["size"]:
+        # Indexes saved before "indexed" existed always had a retriever when size > 0.
+        if params["size"] and params.get("indexed", True):
             retriever = bm25s.BM25.load(str(folder), mmap=mmap, show_progress=False)
         return cls(retriever, params["size"])
 
