@@ -11,7 +11,10 @@ from rag.pipeline import Pipeline
 
 @pytest.fixture
 def client(fake_pipeline) -> TestClient:
-    with TestClient(create_app(fake_pipeline.settings, fake_pipeline), raise_server_exceptions=False) as c:
+    # A loopback server address and X-Requested-With, as a local script: keyless writes are
+    # accepted only so (rag/api/security.py, rag/api/write_guard.py).
+    with TestClient(create_app(fake_pipeline.settings, fake_pipeline), raise_server_exceptions=False,
+                    base_url="http://127.0.0.1:8000", headers={"X-Requested-With": "pytest"}) as c:
         yield c
 
 

@@ -185,7 +185,9 @@ async def _parse(request: Request, settings) -> ChatCompletionRequest:
     try:
         return ChatCompletionRequest.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
+        # The deepest error is the specific one: for content "str | list of parts" pydantic also
+        # reports that a list is not a string.
+        first = max(exc.errors(), key=lambda e: len(e.get("loc", ())))
         # Drop pydantic's union/validator labels ("function-after[well_formed(), str]") from the path.
         where = ".".join(str(p) for p in first.get("loc", ()) if isinstance(p, int) or str(p).isidentifier()) or "body"
         raise OpenAIError(400, f"{where}: {first.get('msg')}", param=where) from exc

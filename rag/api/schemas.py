@@ -48,6 +48,7 @@ class CitationModel(BaseModel):
     doc_start: int = Field(description="document text[doc_start:doc_end] == paragraph_text")
     doc_end: int
     section: str = ""
+    pages: list[int] = Field(default_factory=list, description="PDF pages of the paragraph (empty for other formats).")
 
 
 class AnswerModel(BaseModel):
@@ -55,6 +56,7 @@ class AnswerModel(BaseModel):
     score: float
     context: str = Field(description="The sentence around the answer.")
     citation: CitationModel
+    supporting: list[CitationModel] = Field(default_factory=list, description="Other paragraphs quoting the same answer text.")
 
 
 class PassageScoresModel(BaseModel):
@@ -80,6 +82,7 @@ class NoAnswerModel(BaseModel):
     reason: str
     best_score: float | None = None
     threshold: float | None = None
+    message: str = ""
 
 
 class AskResponse(BaseModel):
