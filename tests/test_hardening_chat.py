@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from rag.chat import ChatTurn, build_chat_answer, markdown_safe, rewrite_question
+from rag.chat import ChatTurn, build_chat_answer, rewrite_question
 from test_security import make_client
 
 QUESTION = "Who was NATO's first Secretary General?"
@@ -75,6 +75,8 @@ def test_unpaired_surrogates_in_chat_are_400(fake_pipeline):
 
 
 def test_chat_content_never_carries_document_markup(fake_pipeline):
+    from rag.chat import markdown_safe
+
     rewrite = rewrite_question([ChatTurn("user", QUESTION)])
     result = fake_pipeline.ask(QUESTION)
     answer = result.answers[0]
