@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from rag.parsing.blocks import CODE, HEADING, LIST_ITEM, QUOTE, TABLE, Block
+from rag.parsing.blocks import CODE, HEADING, LIST_ITEM, QUOTE, TABLE, TABLE_CELL_SEPARATOR, Block
 from rag.types import Document, Paragraph, Passage
 
 # Heading heuristics, measured on the seeds: their headings are 24-72 characters and 3-12 words;
@@ -62,6 +62,9 @@ def _shingles(text: str) -> set[tuple[str, ...]]:
     return {tuple(words[i : i + SHINGLE_WORDS]) for i in range(len(words) - SHINGLE_WORDS + 1)}
 
 
+# Tables are read in runs of rows this long: a row's words are drowned in a 180-word table
+# passage (questions on table cells were retrieval misses in the real-documents gold set).
+TABLE_WINDOW_WORDS = 60
 # A block under this many words is "short": it joins its neighbours under the same heading.
 # Bylines, option terms, list items and table rows are 2-30 words; the paragraphs of the
 # seeds and of real manuals 40-250.
@@ -185,7 +188,7 @@ def _span(group: list[Block], title: str) -> tuple[int, int, str, dict]:
     sources = [(b.source_start, b.source_end) for b in group if b.source_start is not None]
     pages = sorted({page for b in group for page in b.pages})
     extra = {
-        "kind": group[0].kind if len(group) == 1 else "group",
+        "kind": TABLE if any(b.kind == TABLE for b in group) else group[0].kind if len(group) == 1 else "group",
         "source_start": min(s for s, _ in sources) if sources else None,
         "source_end": max(e for _, e in sources) if sources else None,
         "pages": pages,
@@ -291,7 +294,11 @@ def make_passages(
 ) -> list[Passage]:
     passages: list[Passage] = []
     for paragraph in paragraphs:
-        for local_start, local_end in _windows(paragraph.text, max_words, overlap_sentences):
+        if paragraph.kind == TABLE:
+            windows = _row_windows(paragraph.text, min(max_words, TABLE_WINDOW_WORDS))
+        else:
+            windows = [(s, e, "") for s, e in _windows(paragraph.text, max_words, overlap_sentences)]
+        for local_start, local_end, context in windows:
             passages.append(
                 Passage(
                     passage_id=first_passage_id + len(passages),
@@ -302,9 +309,37 @@ def make_passages(
                     doc_start=paragraph.doc_start + local_start,
                     section=paragraph.section,
                     title=title,
+                    context=context,
                 )
             )
     return passages
+
+
+def _row_windows(text: str, max_words: int) -> list[tuple[int, int, str]]:
+    """A table (with any sentence introducing it) as runs of whole rows; runs after the first
+    carry the header row as context for the encoders (it is not part of the passage text)."""
+    lines: list[tuple[int, int]] = []
+    position = 0
+    for line in text.split("\n"):
+        if line.strip():
+            lines.append((position, position + len(line)))
+        position += len(line) + 1
+    header = next((text[s:e] for s, e in lines if TABLE_CELL_SEPARATOR in text[s:e]), "")
+    windows: list[tuple[int, int, str]] = []
+    start = end = None
+    words = 0
+    for line_start, line_end in lines:
+        line_words = _words(text[line_start:line_end])
+        if start is not None and words + line_words > max_words:
+            windows.append((start, end, ""))
+            start, words = None, 0
+        if start is None:
+            start = line_start
+        end = line_end
+        words += line_words
+    if start is not None:
+        windows.append((start, end, ""))
+    return [(s, e, "" if i == 0 or not header or text[s:e].startswith(header) else header) for i, (s, e, _) in enumerate(windows)]
 
 
 def _windows(text: str, max_words: int, overlap: int) -> list[tuple[int, int]]:

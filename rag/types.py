@@ -70,6 +70,7 @@ class Passage:
     doc_start: int  # Document.text[doc_start:doc_start+len(text)] == text
     section: str = ""
     title: str = ""
+    context: str = ""  # text the encoders see before ``text`` (a table's header row), never quoted
 
     @property
     def doc_end(self) -> int:

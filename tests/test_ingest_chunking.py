@@ -21,7 +21,11 @@ def test_default_corpus_ids_titles_and_sidecars():
     korea = docs["korea-2024-nato-summit"]
     assert korea.author == "Dr. Youngjun Kim"
     assert korea.title.startswith("The Republic of Korea and 2024 NATO")
-    assert korea.text == (CORPUS / "korea-2024-nato-summit.txt").read_text(encoding="utf-8")
+    source = (CORPUS / "korea-2024-nato-summit.txt").read_text(encoding="utf-8")
+    # The canonical text is the file's paragraphs, one blank line apart, each cited back to it.
+    assert korea.text == "\n\n".join(para.strip() for para in source.split("\n\n") if para.strip())
+    for block in korea.blocks:
+        assert source[block.source_start : block.source_end] == korea.text[block.start : block.end]
     assert report.skipped == []
 
 
@@ -52,7 +56,8 @@ def test_headings_become_sections_not_paragraphs():
     assert any(p.section == "The Broader Implications" for p in nato)
     korea = split_paragraphs(docs["korea-2024-nato-summit"])
     assert korea[0].text == "By Dr. Youngjun Kim"  # bylines stay answerable
-    assert korea[1].section == "The Republic of Korea and 2024 NATO Presidential Summit in Washington DC"
+    # The title heading over the whole article is not a section (no title bias on every passage).
+    assert korea[1].section == ""
 
 
 def test_pull_quote_is_indexed_once():
@@ -65,14 +70,16 @@ def test_pull_quote_is_indexed_once():
 def test_blank_line_and_single_newline_paragraphs():
     doc = document_from_text("Title Line Here\nFirst paragraph is long enough to be text.\n\n\nSecond one.  \n", "d")
     paragraphs = split_paragraphs(doc)
-    assert [p.text for p in paragraphs] == ["First paragraph is long enough to be text.", "Second one."]
-    assert paragraphs[0].section == "Title Line Here"
+    # Two short paragraphs under one heading make one passage-sized paragraph.
+    assert [p.text for p in paragraphs] == ["First paragraph is long enough to be text.\n\nSecond one."]
+    assert paragraphs[0].section == "Title Line Here" and paragraphs[0].kind == "group"
 
 
 def test_markdown_headings():
     doc = document_from_bytes("notes.md", "# Intro\nThe body text.\n## Next part\nMore text.".encode())
     paragraphs = split_paragraphs(doc)
-    assert [(p.section, p.text) for p in paragraphs] == [("Intro", "The body text."), ("Next part", "More text.")]
+    assert doc.title == "Intro"  # the first heading names the document and is no section of it
+    assert [(p.section, p.text) for p in paragraphs] == [("", "The body text."), ("Next part", "More text.")]
 
 
 def test_html_extracts_blocks_and_drops_scripts():
@@ -80,7 +87,8 @@ def test_html_extracts_blocks_and_drops_scripts():
     doc = document_from_bytes("page.html", html)
     assert "alert" not in doc.text
     assert "Hello bold world, a paragraph." in doc.text
-    assert [p.text for p in split_paragraphs(doc)] == ["Hello bold world, a paragraph.", "One item here."]
+    assert doc.title == "t"
+    assert [p.text for p in split_paragraphs(doc)] == ["Hello bold world, a paragraph.\n\nOne item here."]
 
 
 def _pdf_bytes(lines: list[str]) -> bytes:

@@ -5,6 +5,7 @@ import io
 
 import pytest
 
+from rag.errors import UnsupportedDocument
 from rag.ingest import DocumentTooLarge, pdf_to_text
 from test_security import make_client
 
@@ -85,7 +86,8 @@ def test_documents_per_request_are_limited(fake_pipeline):
 
 
 def test_pdf_page_count_is_limited(fake_pipeline):
-    assert pdf_to_text(_pdf(3), max_pages=3) == ""
+    with pytest.raises(UnsupportedDocument, match="no text layer"):  # blank pages: nothing to index, and it says so
+        pdf_to_text(_pdf(3), max_pages=3)
     with pytest.raises(DocumentTooLarge, match="4 pages"):
         pdf_to_text(_pdf(4), max_pages=3)
     with make_client(fake_pipeline, max_pdf_pages=3) as client:

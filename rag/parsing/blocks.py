@@ -149,8 +149,11 @@ class CanonicalBuilder:
         return self._parts[-1] if self._parts else ""
 
     def add(self, kind: str, text: str, *, raw: bool = False, level: int = 0, rows=(), **provenance) -> Block | None:
-        """Add a block; ``raw`` text (code, tables) keeps its line breaks."""
-        text = text.strip("\n") if raw else clean_inline(text)
+        """Add a block; ``raw`` text keeps its line breaks (code keeps its indentation too)."""
+        if raw:
+            text = clean_code(text) if kind == CODE else "\n".join(filter(None, (clean_inline(line) for line in text.splitlines())))
+        else:
+            text = clean_inline(text)
         if not text.strip():
             return None
         return self._add(kind, text, level=level, heading_path=self.heading_path, rows=tuple(tuple(r) for r in rows), **provenance)

@@ -207,9 +207,11 @@ class IndexBuilder:
 
 
 def _dense_text(passage: Passage) -> str:
-    # The section heading gives the encoder the topic of short or pronoun-heavy paragraphs.
-    return f"{passage.section}. {passage.text}" if passage.section else passage.text
+    # The heading path gives the encoder the topic of short or pronoun-heavy paragraphs; a
+    # table run gets its header row.
+    lead = ". ".join(part for part in (passage.section, passage.context) if part)
+    return f"{lead}. {passage.text}" if lead else passage.text
 
 
 def _lexical_text(passage: Passage) -> str:
-    return " ".join(part for part in (passage.title, passage.section, passage.text) if part)
+    return " ".join(part for part in (passage.title, passage.section, passage.context, passage.text) if part)
