@@ -1,0 +1,251 @@
+"""Replay issue 11's red-team scenarios (the HTTP items: 1, 5-9) against a live service on loopback.
+
+    .venv/bin/python eval/redteam.py [--out eval/redteam.json]
+
+Starts the app with uvicorn on 127.0.0.1 (a free port), over a copy of corpus/ indexed with
+the deterministic hashing encoder and the heuristic reader (no model download), started the
+way ``rag serve`` should start it (rag/api/server_options.py), and prints one line per
+scenario: what was sent, what the issue saw, what the service answers now, pass/fail.
+Each scenario has its own time bound; the whole run takes ~20 s on 2 cores (< 3 minutes).
+Exit status 1 when any scenario fails.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rag.api import routes_documents  # noqa: E402
+from rag.api.app import create_app  # noqa: E402
+from rag.api.server_options import uvicorn_options  # noqa: E402
+from rag.pipeline import Pipeline  # noqa: E402
+from rag.settings import Settings  # noqa: E402
+
+TARGET = "korea-2024-nato-summit"
+QUESTION = "Who was NATO's first Secretary General?"
+
+
+class Service:
+    """uvicorn in a thread on a free loopback port, with the serve options."""
+
+    def __init__(self, settings: Settings, pipeline: Pipeline, host: str = "127.0.0.1"):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.port = self.sock.getsockname()[1]
+        options = {k: v for k, v in uvicorn_options(settings).items() if k not in ("host", "port")}
+        app = create_app(settings, pipeline, warm_up=False)
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="critical", lifespan="on", **options))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the service did not start")
+            time.sleep(0.01)
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.sock.close()
+
+
+def _healthz_while(url: str, busy: Callable[[], None], seconds: float) -> tuple[float, object]:
+    """Run ``busy`` in a thread and probe /healthz meanwhile; (worst latency, busy's result)."""
+    out: dict[str, object] = {}
+    thread = threading.Thread(target=lambda: out.setdefault("result", busy()))
+    thread.start()
+    time.sleep(0.05)
+    worst = 0.0
+    deadline = time.monotonic() + seconds
+    with httpx.Client(base_url=url, timeout=30) as client:
+        while thread.is_alive() and time.monotonic() < deadline:
+            started = time.perf_counter()
+            client.get("/healthz")
+            worst = max(worst, time.perf_counter() - started)
+            time.sleep(0.05)
+    thread.join(60)
+    return worst, out.get("result")
+
+
+def scenarios(url: str, settings: Settings) -> list[tuple[str, str, str, str, bool]]:
+    """(item, scenario, issue saw, now, passed)."""
+    rows = []
+    http = httpx.Client(base_url=url, timeout=60)
+
+    def row(item: str, scenario: str, before: str, now: str, ok: bool) -> None:
+        rows.append((item, scenario, before, now, ok))
+        print(f"{'PASS' if ok else 'FAIL'}  [{item}] {scenario}: {now}", flush=True)
+
+    # 1: quadratic follow-up regex
+    messages = [{"role": "user", "content": "what is x" + " " * 40_000 + "y"}, {"role": "assistant", "content": "ok"}, {"role": "user", "content": "and it?"}]
+    chat = {"model": "rag-default", "messages": messages}
+
+    def timed_chat() -> tuple[int, float]:
+        started = time.perf_counter()
+        return http.post("/v1/chat/completions", json=chat).status_code, time.perf_counter() - started
+
+    worst, (status, took) = _healthz_while(url, timed_chat, 10)
+    # 400: the rewritten question is over RAG_MAX_QUESTION_CHARS; what matters is how long it took
+    row("1", "follow-up after a 40,000-space message", "7.1 s, /healthz blocked", f"{status} in {took * 1000:.0f} ms, /healthz worst {worst * 1000:.0f} ms",
+        took < 0.5 and worst < 0.1)
+
+    # 5: cross-site writes (what a page of another origin can send without a preflight)
+    before = http.get(f"/v1/documents/{TARGET}").json()["text"]
+    evil = {"Origin": "https://evil.example"}
+    form = http.post("/v1/documents", files={"file": ("x.txt", b"Overwritten by a web page.")}, data={"document_id": TARGET}, headers=evil)
+    blob = http.post("/v1/documents", content=json.dumps({"document_id": TARGET, "text": "Overwritten."}).encode(), headers=evil)
+    after = http.get(f"/v1/documents/{TARGET}").json()["text"]
+    row("5", "cross-origin FormData upload", "201, document added", str(form.status_code), form.status_code == 403)
+    row("5", "cross-origin Blob without Content-Type", "201, document overwritten", f"{blob.status_code}, document unchanged: {after == before}",
+        blob.status_code == 415 and after == before)
+    proof = http.post("/v1/documents", files={"file": ("n.txt", b"Scripts send a header.")}, data={"document_id": "proof"}, headers={"X-Requested-With": "redteam"})
+    row("5", "keyless local upload with X-Requested-With", "201", str(proof.status_code), proof.status_code == 201)
+
+    # 7: the 500s
+    batch = http.post("/v1/ask:batch", content=b'{"questions": ["who \\ud800"]}', headers={"Content-Type": "application/json"}).status_code
+    search = http.post("/v1/search:batch", content=b'{"queries": ["\\ud800"]}', headers={"Content-Type": "application/json"}).status_code
+    chat_s = http.post("/v1/chat/completions", content=b'{"model":"rag-default","messages":[{"role":"user","content":"\\ud800"}]}',
+                       headers={"Content-Type": "application/json"}).status_code
+    row("7", "unpaired surrogate in ask:batch / search:batch / chat", "500 / 500 / 500", f"{batch} / {search} / {chat_s}",
+        batch == 422 and search == 422 and chat_s == 400)
+    sock = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])))
+    sock.sendall(b"POST /v1/documents HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nX-Requested-With: x\r\n"
+                 b"Content-Length: 100000\r\n\r\n{\"text\": \"" + b"a" * 1000)
+    time.sleep(0.3)
+    sock.close()
+    time.sleep(0.3)
+    metrics = http.get("/metrics").text
+    fives = [line for line in metrics.splitlines() if line.startswith("rag_http_requests_total") and 'status="500"' in line]
+    cut = [line for line in metrics.splitlines() if line.startswith("rag_http_client_disconnects_total") and "/v1/documents" in line]
+    row("7", "client disconnects mid-upload", "logged as error, counted as 500", f"500s in /metrics: {len(fives)}, disconnects counted: {bool(cut)}",
+        not fives and bool(cut))
+
+    # 8: cost limits and forwarded headers
+    big = http.post("/v1/ask:batch", json={"questions": [QUESTION] * 64})
+    row("8", "one ask:batch of 64 questions", "served (4 at once: 73 s of work)", f"{big.status_code} (budget {settings.work_budget})", big.status_code in (200, 429))
+    spent = [http.post("/v1/ask:batch", json={"questions": [QUESTION] * 64}).status_code for _ in range(12)]
+    row("8", "12 more 64-question batches in a minute", "all served", f"{spent.count(200)} served, {spent.count(429)} x 429", 429 in spent)
+    history = {"model": "rag-default", "messages": [{"role": "user", "content": "hi"}] * 520_001}
+    started = time.perf_counter()
+    huge = http.post("/v1/chat/completions", json=history)
+    row("8", "chat history of 520,001 messages", "9.5 s", f"{huge.status_code} in {time.perf_counter() - started:.2f} s", huge.status_code == 413)
+    # 9: smaller
+    link = http.post("/v1/chat/completions", json={"model": "rag-default", "messages": [{"role": "user", "content": QUESTION}]},
+                     headers={"Host": "evil.example"})
+    urls = [a["url_citation"]["url"] for a in link.json().get("choices", [{}])[0].get("message", {}).get("annotations", [])] if link.status_code == 200 else []
+    row("9", "Host header in citation links", "links to http://evil.example/...", f"{link.status_code}, links: {urls[:1]}",
+        link.status_code in (200, 429) and not any("evil.example" in u for u in urls))
+    http.close()
+    return rows
+
+
+def protected_reads(base: Path, pipeline: Pipeline) -> list[tuple[str, str, str, str, bool]]:
+    settings = Settings(**{**pipeline.settings.model_dump(), "api_keys": "w-key", "read_api_keys": "r-key", "require_auth_for_reads": True})
+    rows = []
+    with Service(settings, Pipeline(settings, encoder=pipeline.encoder, reader=pipeline.reader)) as url:
+        codes = {p: httpx.get(url + p).status_code for p in ("/openapi.json", "/docs", "/redoc", "/")}
+        keyed = {p: httpx.get(url + p, headers={"Authorization": "Bearer r-key"}).status_code for p in codes}
+        ok = all(c == 401 for c in codes.values()) and all(c == 200 for c in keyed.values())
+        rows.append(("9", "/openapi.json, /docs, /redoc, / with reads protected", "200 without a key",
+                     f"{sorted(set(codes.values()))} without, {sorted(set(keyed.values()))} with a read key", ok))
+        print(f"{'PASS' if ok else 'FAIL'}  [9] docs behind read auth: {codes} / {keyed}", flush=True)
+    return rows
+
+
+def spoofed_forwarded_for(pipeline: Pipeline) -> tuple[str, str, str, str, bool]:
+    """Item 8: a rate limit of 20/minute, 50 requests each claiming another X-Forwarded-For."""
+    settings = Settings(**{**pipeline.settings.model_dump(), "rate_limit": "20/minute"})
+    with Service(settings, Pipeline(settings, encoder=pipeline.encoder, reader=pipeline.reader)) as url:
+        codes = [httpx.get(f"{url}/v1/models", headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code for i in range(50)]
+    ok = codes.count(200) == 20
+    print(f"{'PASS' if ok else 'FAIL'}  [8] spoofed X-Forwarded-For: {codes.count(200)} served", flush=True)
+    return ("8", "50 requests with spoofed X-Forwarded-For, limit 20/minute", "50 of 50 served",
+            f"{codes.count(200)} served, {codes.count(429)} x 429 (one client)", ok)
+
+
+def slow_upload(url: str) -> tuple[str, str, str, str, bool]:
+    """Item 9 (parsing off the loop): a parser that takes 2 s of CPU, /healthz meanwhile."""
+    real = routes_documents.document_from_bytes
+
+    def slow(*args, **kwargs):
+        deadline = time.perf_counter() + 2.0
+        while time.perf_counter() < deadline:
+            sum(range(1000))
+        return real(*args, **kwargs)
+
+    routes_documents.document_from_bytes = slow
+    try:
+        files = {"file": ("slow.txt", b"A slow document about beacons.")}
+        worst, status = _healthz_while(url, lambda: httpx.post(f"{url}/v1/documents", files=files, headers={"X-Requested-With": "x"}, timeout=30).status_code, 10)
+    finally:
+        routes_documents.document_from_bytes = real
+    ok = worst < 0.1
+    print(f"{'PASS' if ok else 'FAIL'}  [9] /healthz during a 2 s parse: {status}, worst {worst * 1000:.0f} ms", flush=True)
+    return ("9", "/healthz during a 2 s upload parse", "blocked for the whole parse (22.6 s PDF)", f"{status}, worst {worst * 1000:.0f} ms", ok)
+
+
+def slow_headers(url: str, settings: Settings) -> tuple[str, str, str, str, bool]:
+    sock = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])))
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+    started = time.monotonic()
+    sock.settimeout(settings.header_timeout_s + 5)
+    try:
+        closed = sock.recv(10) == b""
+    except (ConnectionResetError, TimeoutError):
+        closed = False
+    waited = time.monotonic() - started
+    sock.close()
+    ok = closed and waited < settings.header_timeout_s + 2
+    print(f"{'PASS' if ok else 'FAIL'}  [9] slow headers: closed after {waited:.1f} s", flush=True)
+    return ("9", "request headers never completed", "connection held open", f"closed after {waited:.1f} s", ok)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="write the table as JSON here")
+    args = parser.parse_args()
+    started = time.monotonic()
+    base = Path(tempfile.mkdtemp(prefix="rag-redteam-"))
+    try:
+        shutil.copytree(ROOT / "corpus", base / "corpus")
+        settings = Settings(index_dir=base / "index", corpus_dir=base / "corpus", embedding_model="hashing:256", reader="heuristic",
+                            rate_limit="", log_json=False, header_timeout_s=3.0)
+        pipeline = Pipeline(settings)
+        pipeline.warm_up()
+        pipeline.index_paths([base / "corpus"])
+        with Service(settings, pipeline) as url:
+            rows = [slow_upload(url), slow_headers(url, settings)]
+            rows += scenarios(url, settings)
+        rows += protected_reads(base, pipeline)
+        rows.append(spoofed_forwarded_for(pipeline))
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    elapsed = time.monotonic() - started
+    print(f"\n| item | scenario | issue 11 saw | now | result |\n|---|---|---|---|---|")
+    for item, scenario, before, now, ok in rows:
+        print(f"| {item} | {scenario} | {before} | {now} | {'pass' if ok else 'FAIL'} |")
+    print(f"\n{sum(r[4] for r in rows)}/{len(rows)} passed in {elapsed:.0f} s")
+    if args.out:
+        args.out.write_text(json.dumps([dict(zip(("item", "scenario", "before", "now", "passed"), r)) for r in rows], indent=2))
+    return 0 if all(r[4] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
