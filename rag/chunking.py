@@ -159,8 +159,15 @@ def _joins(group: list[Block], group_words: int, block: Block, words: int, text:
         return False
     if text[last.start : last.end].rstrip().endswith(":") and block.kind in (CODE, LIST_ITEM, TABLE, QUOTE):
         return True  # "... like this:" and the example, list or table it introduces
+    if _is_definition(last, text) or _is_definition(block, text):
+        return False  # "--bwlimit=RATE\nThis option ...": one option, one paragraph
     short_run = group_words <= SHORT_BLOCK_WORDS * len(group) and all(_words(text[b.start : b.end]) < SHORT_BLOCK_WORDS for b in group)
     return short_run and words < SHORT_BLOCK_WORDS or (last.kind == LIST_ITEM == block.kind and short_run and words < 2 * SHORT_BLOCK_WORDS)
+
+
+def _is_definition(block: Block, text: str) -> bool:
+    """A term over its description (a manual's option, a <dt>/<dd> pair)."""
+    return block.kind == LIST_ITEM and "\n" in text[block.start : block.end]
 
 
 def _table_pieces(block: Block, text: str, max_words: int) -> list[Block]:

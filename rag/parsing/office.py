@@ -106,7 +106,7 @@ def parse_pptx(data: bytes, fmt: str = "pptx") -> ParsedDocument:
         title = title_shape.text_frame.text if title_shape is not None and title_shape.has_text_frame else ""
         builder.heading(title or f"Slide {number}", 1, **where)
         for shape in slide.shapes:
-            if shape is title_shape:
+            if title_shape is not None and shape.shape_id == title_shape.shape_id:
                 continue
             if getattr(shape, "has_table", False) and shape.has_table:
                 builder.table([[cell.text for cell in row.cells] for row in shape.table.rows], **where)

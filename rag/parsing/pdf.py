@@ -188,7 +188,7 @@ def _line(words: list[dict], page: int, column: int, col_x0: float, col_x1: floa
 
 def _gutter(words: list[dict], width: float) -> float | None:
     """The x of a two-column gutter: a vertical line in the middle third that at most 4% of
-    the words cross, with at least 20% of the words on each side."""
+    the words cross, with at least 20% of the words (and 20 words) on each side."""
     best, best_crossing = None, len(words)
     for step in range(31):
         x = width * (0.35 + 0.3 * step / 30)
@@ -199,7 +199,7 @@ def _gutter(words: list[dict], width: float) -> float | None:
         return None
     left = sum(1 for w in words if w["x1"] <= best)
     right = sum(1 for w in words if w["x0"] >= best)
-    return best if min(left, right) >= 0.2 * len(words) else None
+    return best if min(left, right) >= max(0.2 * len(words), 20) else None
 
 
 def _drop_running_lines(pages: list[list[_Line]], heights: list[float]) -> list[_Line]:
@@ -245,7 +245,15 @@ def _title(metadata: dict, lines: list[_Line], body: float) -> str:
 
 
 def _vocabulary(lines: list[_Line]) -> set[str]:
-    return {word.lower() for line in lines for word in re.findall(r"[A-Za-z]+", line.text)}
+    """Words seen inside lines (not at a line's ends, where hyphenation fragments sit), and
+    the hyphenated compounds among them ("state-of-the-art")."""
+    words: set[str] = set()
+    for line in lines:
+        for token in line.text.split()[1:-1]:
+            token = token.strip(".,;:()[]\"'“”‘’").lower()
+            words.add(token)
+            words.update(re.findall(r"[a-z]+", token))
+    return words
 
 
 def _blocks(lines: list[_Line], body: float, heights: list[float], vocabulary: set[str]) -> list[_Block]:
@@ -344,10 +352,14 @@ def _join(lines: list[str], vocabulary: set[str]) -> str:
 
 
 def _dehyphenate(head: str, tail: str, vocabulary: set[str]) -> bool:
-    joined = (head + tail).lower()
+    """Undo a line-end hyphen unless the document writes the hyphenated compound elsewhere
+    (or never the joined word while both halves are words of their own)."""
+    joined, compound = (head + tail).lower(), f"{head}-{tail}".lower()
     if joined in vocabulary:
         return True
-    return not (head.lower() in vocabulary and tail.lower() in vocabulary and len(head) > 3 and len(tail) > 3)
+    if compound in vocabulary:
+        return False
+    return not (head.lower() in vocabulary and tail.lower() in vocabulary and len(head) > 2 and len(tail) > 2)
 
 
 def _build(blocks: list[_Block], title: str, fmt: str) -> ParsedDocument:

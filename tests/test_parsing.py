@@ -1,0 +1,243 @@
+"""Structure-aware parsing: typed blocks, canonical text, source spans, pages (issue 10)."""
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from rag.chunking import make_passages, split_paragraphs
+from rag.errors import UnsupportedDocument
+from rag.ingest import document_from_bytes
+from rag.parsing import parse_bytes
+
+MAN_PAGE = """\
+RSYNC(1)                     User Commands                    RSYNC(1)
+
+NAME
+       rsync - a fast, versatile, remote (and local) file-copying tool
+
+DESCRIPTION
+       Rsync  is  a  fast and extraordinarily versatile file copying tool.  It
+       can copy locally, to/from another host over any remote shell.
+
+OPTIONS
+       -z, --compress
+              With this option, rsync compresses the file data as it is sent
+              to the destination machine, which reduces the amount of data
+              being transmitted.
+
+       --bwlimit=RATE
+              This option allows you to specify the maximum transfer rate for
+              the data sent over the socket, specified in units per second.
+
+              Rsync writes data over the socket in blocks, and this option
+              both limits the size of the blocks.
+
+rsync 3.2.7                      2022-10-20                     RSYNC(1)
+"""
+
+
+def _check_invariants(document) -> None:
+    for block in document.blocks:
+        assert 0 <= block.start < block.end <= len(document.text)
+        assert document.text[block.start : block.end].strip() == document.text[block.start : block.end]
+    for paragraph in split_paragraphs(document):
+        assert document.text[paragraph.doc_start : paragraph.doc_end] == paragraph.text
+        for passage in make_passages([paragraph], max_words=40):
+            assert paragraph.text[passage.paragraph_start : passage.paragraph_start + len(passage.text)] == passage.text
+
+
+def test_man_page_sections_options_and_title():
+    document = document_from_bytes("rsync.txt", MAN_PAGE.encode())
+    _check_invariants(document)
+    assert document.title == "rsync - a fast, versatile, remote (and local) file-copying tool"
+    assert "RSYNC(1)" not in document.text  # running header and footer dropped
+    paragraphs = split_paragraphs(document)
+    by_start = {p.text.split("\n")[0]: p for p in paragraphs}
+    # The wrap is joined and justified double spaces collapsed.
+    description = next(p for p in paragraphs if p.section == "DESCRIPTION")
+    assert description.text == "Rsync is a fast and extraordinarily versatile file copying tool. It can copy locally, to/from another host over any remote shell."
+    # An option term stays with its description; later paragraphs carry it as a section.
+    compress = by_start["-z, --compress"]
+    assert compress.section == "OPTIONS" and "rsync compresses the file data" in compress.text
+    bwlimit = by_start["--bwlimit=RATE"]
+    assert "maximum transfer rate for the data sent over the socket" in bwlimit.text
+    follow = next(p for p in paragraphs if p.text.startswith("Rsync writes data"))
+    assert follow.section == "OPTIONS > --bwlimit=RATE"
+    # Each block's source span is the original text it came from.
+    for block in document.blocks:
+        original = MAN_PAGE[block.source_start : block.source_end]
+        assert " ".join(original.split()) .replace(" ", "") == document.text[block.start : block.end].replace("\n", "").replace(" ", "")
+
+
+def test_hard_wrapped_text_joins_lines_and_one_line_paragraphs_stay():
+    wrapped = "A first paragraph that is wrapped at a narrow width so that its sentence\ncontinues on this line, and the answer is the\nword zebra.\n\nSecond paragraph.\n"
+    document = document_from_bytes("notes.txt", wrapped.encode())
+    assert document.text.startswith("A first paragraph that is wrapped at a narrow width so that its sentence continues on this line, and the answer is the word zebra.")
+    long_lines = ("word " * 40 + "one.\n") + ("other " * 40 + "two.\n")
+    document = document_from_bytes("lines.txt", long_lines.encode())
+    assert len(split_paragraphs(document)) == 2
+
+
+def test_markdown_markup_leaves_the_canonical_text():
+    source = (
+        "# Project\n\n[![Build](https://ci/badge.svg)](https://ci) ![PyPI](https://pypi/badge.svg)\n\n"
+        "<!-- a comment -->\nUse the `log_locals` argument, see [the docs](https://docs) for *details*.\n\n"
+        "Install it like this:\n\n```bash\npip install project\n```\n\n"
+        "| Option | Default |\n|---|---|\n| `--level` | 2<sup>31</sup>-1 |\n\n- first item\n- second item\n"
+    )
+    document = document_from_bytes("README.md", source.encode())
+    _check_invariants(document)
+    text = document.text
+    assert document.title == "Project"
+    assert "badge" not in text and "https://" not in text and "comment" not in text and "`" not in text and "*" not in text
+    assert "Use the log_locals argument, see the docs for details." in text
+    assert "--level | 2^31-1" in text
+    kinds = [b.kind for b in document.blocks]
+    assert kinds.count("list_item") == 2 and "code" in kinds and "table" in kinds
+    paragraphs = split_paragraphs(document)
+    # The sentence that introduces a code block stays with it.
+    assert any("Install it like this:\n\npip install project" in p.text for p in paragraphs)
+    for block in document.blocks:
+        assert block.source_start is not None and source[block.source_start : block.source_end].strip()
+
+
+def test_html_main_content_title_tables_and_superscripts():
+    html = (
+        "<html><head><title>Limits - Manual</title><style>p{}</style></head><body>"
+        "<nav><a href='/'>Home</a> Press ← or → to navigate</nav><div class='sidebar'>Theme: Light Dark</div>"
+        "<main><h1>Limits <a class='headerlink' href='#l'>¶</a></h1><p>The largest value is 2<sup>31</sup>-1 and"
+        " water is H<sub>2</sub>O.</p><table><tr><th>Name</th><th>Value</th></tr><tr><td>max</td><td>10</td></tr></table>"
+        "<ul><li>one</li><li>two</li></ul></main><footer>Copyright</footer></body></html>"
+    )
+    document = document_from_bytes("limits.html", html.encode())
+    _check_invariants(document)
+    assert document.title == "Limits - Manual"
+    text = document.text
+    assert "navigate" not in text and "Theme" not in text and "Copyright" not in text and "¶" not in text
+    assert "The largest value is 2^31-1 and water is H2O." in text
+    table = next(b for b in document.blocks if b.kind == "table")
+    assert table.rows == (("Name", "Value"), ("max", "10"))
+    paragraph = next(b for b in document.blocks if b.kind == "paragraph")
+    assert html[paragraph.source_start : paragraph.source_end].startswith("<p>The largest value")
+    assert html[paragraph.source_start : paragraph.source_end].endswith("</p>")
+
+
+def _pdf(pages: list[list[tuple[float, float, float, str, bool]]], title: str = "") -> bytes:
+    """A PDF whose pages hold (x, y, size, text, bold) lines in Helvetica; y from the bottom."""
+    objects: list[str] = ["<< /Type /Catalog /Pages 2 0 R >>", ""]
+    kids = []
+    for lines in pages:
+        stream = "".join(
+            f"BT /{'F2' if bold else 'F1'} {size} Tf {x} {y} Td ({text}) Tj ET\n" for x, y, size, text, bold in lines
+        )
+        objects.append(f"<< /Length {len(stream)} >>\nstream\n{stream}endstream")
+        content = len(objects)
+        objects.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {content} 0 R "
+            "/Resources << /Font << /F1 1000 0 R /F2 1001 0 R >> >> >>"
+        )
+        kids.append(len(objects))
+    objects[1] = f"<< /Type /Pages /Kids [{' '.join(f'{k} 0 R' for k in kids)}] /Count {len(kids)} >>"
+    font, bold = len(objects) + 1, len(objects) + 2
+    objects.append("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    objects.append("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold >>")
+    info = len(objects) + 1
+    objects.append(f"<< /Title ({title}) >>")
+    objects = [o.replace("1000 0 R", f"{font} 0 R").replace("1001 0 R", f"{bold} 0 R") for o in objects]
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
+    offsets = []
+    for number, obj in enumerate(objects, start=1):
+        offsets.append(out.tell())
+        out.write(f"{number} 0 obj\n{obj}\nendobj\n".encode("latin-1"))
+    xref = out.tell()
+    out.write(f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode())
+    for offset in offsets:
+        out.write(f"{offset:010d} 00000 n \n".encode())
+    out.write(f"trailer << /Size {len(objects) + 1} /Root 1 0 R /Info {info} 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode())
+    return out.getvalue()
+
+
+def _column(x: float, top: float, lines: list[str]) -> list[tuple[float, float, float, str, bool]]:
+    return [(x, top - 12 * i, 10, text, False) for i, text in enumerate(lines)]
+
+
+def test_pdf_two_columns_running_heads_hyphenation_and_pages():
+    header = [(250, 760, 9, "Journal of Tests", False)]
+    page1 = header + [(150, 700, 18, "A Study of Columns", False)] + [(300, 40, 9, "1", False)]
+    page1 += _column(72, 640, ["The left column starts here and it", "talks about the first topic in", "detail, with enough words for a", "body paragraph of some length", "until the end of it."])
+    page1 += [(72, 570, 10, "Methods", True)]
+    page1 += _column(72, 555, ["We measured the infor-", "mation flow with care and the", "result was clear."])
+    page1 += _column(330, 640, ["The right column is read after the", "left one, never interleaved with", "it line by line at all."])
+    page1 += _column(330, 590, ["Our second finding was forty two", "units"])
+    page2 = header + [(300, 40, 9, "2", False)] + _column(72, 700, ["exactly, which ends the sentence.", "A new paragraph on page two."])
+    data = _pdf([page1, page2], title="")
+    document = document_from_bytes("paper.pdf", data)
+    _check_invariants(document)
+    text = document.text
+    assert document.title == "A Study of Columns"
+    assert "Journal of Tests" not in text  # running head on every page
+    left = text.index("The left column starts here")
+    right = text.index("The right column is read after the left one, never interleaved with it line by line at all.")
+    methods = text.index("Methods")
+    assert left < methods < right
+    # Hyphenation undone; the paragraph continues across the page break.
+    assert "We measured the information flow with care and the result was clear." in text
+    assert "Our second finding was forty two units exactly, which ends the sentence." in text
+    paragraphs = split_paragraphs(document)
+    crossing = next(p for p in paragraphs if "forty two units exactly" in p.text)
+    assert crossing.pages == [1, 2] and crossing.section == "Methods"
+    assert {box[0] for box in crossing.bboxes} == {1.0, 2.0}
+    assert all(len(box) == 5 for box in crossing.bboxes)
+    heading = next(b for b in document.blocks if b.kind == "heading" and document.text[b.start : b.end] == "Methods")
+    assert heading.pages == (1,)
+
+
+def test_scanned_pdf_says_it_has_no_text_layer():
+    with pytest.raises(UnsupportedDocument, match="no text layer"):
+        parse_bytes("scan.pdf", _pdf([[], []]))
+
+
+def test_docx_styles_lists_tables_and_title():
+    import docx
+
+    word = docx.Document()
+    word.core_properties.title = "Operations Manual"
+    word.add_heading("Installation", level=1)
+    word.add_paragraph("Run the installer and follow the prompts on the screen.")
+    word.add_paragraph("first step", style="List Bullet")
+    word.add_paragraph("second step", style="List Bullet")
+    table = word.add_table(rows=2, cols=2)
+    table.cell(0, 0).text, table.cell(0, 1).text = "Port", "Default"
+    table.cell(1, 0).text, table.cell(1, 1).text = "http", "8080"
+    buffer = io.BytesIO()
+    word.save(buffer)
+    document = document_from_bytes("manual.docx", buffer.getvalue())
+    _check_invariants(document)
+    assert document.title == "Operations Manual" and document.format == "docx"
+    kinds = [b.kind for b in document.blocks]
+    assert kinds[0] == "heading" and kinds.count("list_item") == 2 and "table" in kinds
+    assert "http | 8080" in document.text
+    assert all(p.section == "Installation" for p in split_paragraphs(document))
+
+
+def test_pptx_slides_are_sections_with_slide_numbers():
+    from pptx import Presentation
+
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[1])
+    slide.shapes.title.text = "Quarterly results"
+    slide.placeholders[1].text_frame.text = "Revenue grew by twelve percent."
+    buffer = io.BytesIO()
+    deck.save(buffer)
+    document = document_from_bytes("deck.pptx", buffer.getvalue())
+    _check_invariants(document)
+    paragraph = split_paragraphs(document)[0]
+    assert paragraph.text == "Revenue grew by twelve percent." and paragraph.pages == [1]
+
+
+@pytest.mark.parametrize("name", ["broken.docx", "broken.pptx"])
+def test_broken_office_files_are_refused_clearly(name):
+    with pytest.raises(UnsupportedDocument, match="broken"):
+        document_from_bytes(name, b"not a zip at all")
