@@ -70,7 +70,12 @@ def get_document(document_id: str, pipeline: PipelineDep) -> dict:
     paragraphs = sorted(
         (p for (doc, _), p in pipeline.index.paragraphs.items() if doc == document_id), key=lambda p: p.paragraph_index
     )
-    return {**info, "text": document.text, "paragraphs": [asdict(p) for p in paragraphs]}
+    return {
+        **info,
+        "text": document.text,
+        "blocks": [block.to_dict() for block in document.blocks],
+        "paragraphs": [asdict(p) for p in paragraphs],
+    }
 
 
 @router.post(

@@ -74,6 +74,7 @@ class PassageModel(BaseModel):
     doc_start: int
     doc_end: int
     section: str
+    pages: list[int] = Field(default_factory=list, description="PDF pages (PPTX slides) of the passage's paragraph.")
     score: float
     scores: PassageScoresModel
 
@@ -116,6 +117,7 @@ class DocumentInfo(BaseModel):
     source_url: str = ""
     source_path: str = ""
     content_hash: str
+    format: str = Field("", description="txt, md, html, pdf, docx or pptx; empty for text given directly.")
     origin: str
     passages: int
     characters: int
@@ -128,13 +130,32 @@ class DocumentList(BaseModel):
 class ParagraphModel(BaseModel):
     paragraph_index: int
     text: str
-    doc_start: int
+    doc_start: int = Field(description="text[doc_start:doc_end] == paragraph text, in the document's canonical text")
     doc_end: int
-    section: str
+    section: str = Field("", description="Heading path, outermost first, joined by ' > '.")
+    kind: str = Field("paragraph", description="Block kind (paragraph, list_item, table, code, quote, caption, footnote) or 'group'.")
+    source_start: int | None = Field(None, description="Span in the original file's text (.txt, .md, .html).")
+    source_end: int | None = None
+    pages: list[int] = Field(default_factory=list, description="1-based PDF pages (PPTX slides).")
+    bboxes: list[list[float]] = Field(default_factory=list, description="[page, x0, top, x1, bottom] in PDF points.")
+
+
+class BlockModel(BaseModel):
+    kind: str = Field(description="heading, paragraph, list_item, table, code, quote, caption or footnote")
+    start: int = Field(description="text[start:end] is the block's text")
+    end: int
+    level: int = Field(0, description="Heading level (1 = top) or list nesting depth.")
+    heading_path: list[str] = Field(default_factory=list)
+    source_start: int | None = None
+    source_end: int | None = None
+    pages: list[int] = Field(default_factory=list)
+    bboxes: list[list[float]] = Field(default_factory=list)
+    rows: list[list[str]] = Field(default_factory=list, description="Table cells, as shown.")
 
 
 class DocumentDetail(DocumentInfo):
-    text: str
+    text: str = Field(description="Canonical text: what a reader sees (markup removed, hard wraps joined); every offset refers to it.")
+    blocks: list[BlockModel] = Field(default_factory=list, description="Typed blocks in reading order.")
     paragraphs: list[ParagraphModel]
 
 

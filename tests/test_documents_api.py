@@ -1,0 +1,74 @@
+"""GET /v1/documents/{id}: canonical text, typed blocks, paragraphs with provenance (issue 10)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from rag.api.app import create_app
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_parsing import _column, _pdf  # noqa: E402 - the PDF builder shared with the parsing tests
+
+README = b"""# Widget
+
+[![CI](https://ci.example/badge.svg)](https://ci.example)
+
+The widget spins at **3000 rpm** by default, see [the manual](https://example.com).
+
+| Setting | Default |
+|---|---|
+| speed | 3000 rpm |
+| colour | blue |
+"""
+
+
+@pytest.fixture
+def client(fake_pipeline) -> TestClient:
+    with TestClient(create_app(fake_pipeline.settings, fake_pipeline), raise_server_exceptions=False,
+                    base_url="http://127.0.0.1:8000", headers={"X-Requested-With": "pytest"}) as c:
+        yield c
+
+
+def test_markdown_upload_serves_canonical_text_blocks_and_source_spans(client):
+    r = client.post("/v1/documents", files={"file": ("widget.md", README, "text/markdown")})
+    assert r.status_code == 201, r.text
+    body = client.get("/v1/documents/widget").json()
+    assert body["format"] == "md" and body["title"] == "Widget"
+    text = body["text"]
+    assert "badge" not in text and "**" not in text and "](" not in text
+    assert "The widget spins at 3000 rpm by default, see the manual." in text
+    kinds = [b["kind"] for b in body["blocks"]]
+    assert kinds == ["heading", "paragraph", "table"]
+    table = body["blocks"][2]
+    assert table["rows"] == [["Setting", "Default"], ["speed", "3000 rpm"], ["colour", "blue"]]
+    source = README.decode()
+    for block in body["blocks"]:
+        assert text[block["start"] : block["end"]]
+        assert source[block["source_start"] : block["source_end"]].strip()
+    for paragraph in body["paragraphs"]:
+        assert text[paragraph["doc_start"] : paragraph["doc_end"]] == paragraph["text"]
+        assert paragraph["source_start"] is not None
+    listed = {d["document_id"]: d for d in client.get("/v1/documents").json()["documents"]}
+    assert listed["widget"]["format"] == "md"
+
+
+def test_pdf_answers_cite_their_page(client):
+    lines = ["The flux capacitor needs exactly", "1.21 gigawatts of electrical power", "to operate safely in the time machine."]
+    first = ["An unrelated first page about other things entirely, long enough to be a"] + ["paragraph of its own with many words in it, and then some more words"] * 4
+    pages = [_column(72, 700, first + ["to end it."]), _column(72, 700, lines)]
+    r = client.post("/v1/documents", files={"file": ("manual.pdf", _pdf(pages), "application/pdf")})
+    assert r.status_code == 201, r.text
+    body = client.get("/v1/documents/manual").json()
+    assert body["format"] == "pdf"
+    paragraph = next(p for p in body["paragraphs"] if "gigawatts" in p["text"])
+    assert paragraph["pages"] == [2] and paragraph["bboxes"][0][0] == 2
+    answer = client.post("/v1/ask", json={"question": "How much power does the flux capacitor need?"}).json()
+    cited = [a["citation"] for a in answer["answers"] if a["citation"]["document_id"] == "manual"]
+    passages = [p for p in answer["passages"] if p["document_id"] == "manual"]
+    assert passages and passages[0]["pages"] == [2]
+    for citation in cited:
+        assert citation["pages"] == [2]
+        assert citation["paragraph_text"][citation["answer_start"] : citation["answer_end"]]
