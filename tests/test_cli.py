@@ -1,12 +1,21 @@
-"""The `rag` command line: index, ask --json, errors (fake encoder via RAG_* environment)."""
+"""The `rag` command line: index, ask (local and through rag serve), serve, errors (fake encoder via RAG_* environment)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
 
 from typer.testing import CliRunner
 
-from conftest import assert_offsets
+from conftest import ROOT, assert_offsets
+from rag import __version__
 from rag.cli import app
+from rag.pipeline import Pipeline
+from rag.settings import Settings
 
 runner = CliRunner()
 
@@ -26,8 +35,9 @@ def test_index_then_ask_json(tmp_path, corpus_dir):
     assert r.exit_code == 0, r.output
     body = json.loads(r.stdout.strip().splitlines()[-1])
     assert "Lord Hastings Lionel Ismay" in body["answers"][0]["text"]
-    docs = {p.stem: p.read_text(encoding="utf-8") for p in corpus_dir.glob("*.txt")}
-    assert_offsets(body, docs)
+    # Offsets refer to the indexed (canonical) text of each document.
+    indexed = Pipeline(Settings(index_dir=tmp_path / "index", embedding_model="hashing:256", reader="heuristic")).index
+    assert_offsets(body, {doc_id: stored.document.text for doc_id, stored in indexed.documents.items()})
     r = runner.invoke(app, ["ask", "What is the capital of Australia?"], env=env)
     assert r.exit_code == 0 and r.stdout.startswith("No answer")
 
@@ -49,3 +59,113 @@ def test_ask_rejects_empty_question(tmp_path, corpus_dir):
     runner.invoke(app, ["index", str(corpus_dir)], env=env)
     r = runner.invoke(app, ["ask", "  "], env=env)
     assert r.exit_code == 2 and "empty" in r.output
+
+
+# ----------------------------------------------------------------------------- version, errors
+def test_version():
+    r = runner.invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.stdout.strip() == f"rag {__version__}"
+
+
+def _run(args: list[str], env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
+    """The real command line in a child process (real stderr, logging and exit code)."""
+    return subprocess.run([sys.executable, "-m", "rag.cli", *args], env={**os.environ, **env}, capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT)
+
+
+def test_index_missing_path_fails_with_one_line(tmp_path):
+    r = _run(["index", str(tmp_path / "no-such-folder")], _env(tmp_path))
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [f"error: no such file or folder: {tmp_path / 'no-such-folder'}"]
+    assert not (tmp_path / "index").exists()
+
+
+def test_each_skipped_file_is_reported_once(tmp_path, corpus_dir):
+    (corpus_dir / "broken.pdf").write_bytes(b"\x00\x01 not a pdf")
+    r = _run(["index", str(corpus_dir)], _env(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert (r.stdout + r.stderr).count("broken.pdf") == 1, r.stderr
+    assert "indexed 2 documents" in r.stdout
+
+
+HIDE_MILVUS = """
+import importlib.machinery, sys
+class Uninstalled(importlib.machinery.PathFinder):
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name.partition(".")[0] in ("pymilvus", "milvus_lite"):
+            return None
+        return importlib.machinery.PathFinder.find_spec(name, path, target)
+sys.meta_path[:] = [Uninstalled if f is importlib.machinery.PathFinder else f for f in sys.meta_path]
+from rag.cli import app
+app()
+"""
+
+
+def test_milvus_backend_without_the_extra_fails_before_embedding(tmp_path, corpus_dir):
+    env = {**os.environ, **_env(tmp_path), "RAG_VECTOR_BACKEND": "milvus"}
+    r = subprocess.run([sys.executable, "-c", HIDE_MILVUS, "index", str(corpus_dir)], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "[milvus]" in lines[0] and 'pip install -e ".[milvus]"' in lines[0], r.stderr
+    assert not (tmp_path / "index").exists()  # nothing embedded, no index version written
+
+
+# ----------------------------------------------------------------------------- serve + ask
+@contextmanager
+def _rag_serve(tmp_path, env: dict):
+    """`rag serve --port 0` in a child process; yields (process, registration file)."""
+    server = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--port", "0"], env={**os.environ, **env},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        folder = tmp_path / "run" / f"rag-extractive-qa-{os.getuid()}"
+        while not list(folder.glob("*.json")):
+            assert server.poll() is None and time.monotonic() < deadline, server.communicate()[1]
+            time.sleep(0.1)
+        yield server, next(folder.glob("*.json"))
+    finally:
+        if server.poll() is None:
+            server.send_signal(signal.SIGINT)
+            server.wait(30)
+
+
+def test_ask_uses_a_running_server_on_the_same_index(tmp_path, corpus_dir, monkeypatch):
+    env = {**_env(tmp_path), "XDG_RUNTIME_DIR": str(tmp_path / "run"), "RAG_CORPUS_DIR": str(corpus_dir)}
+    question = "Who was NATO's first Secretary General?"
+    local = runner.invoke(app, ["ask", question, "--json", "--local"], env=env)  # builds nothing: no index yet
+    assert local.exit_code == 2
+    with _rag_serve(tmp_path, env) as (server, registration):
+        local = runner.invoke(app, ["ask", question, "--json", "--local"], env=env)
+        assert local.exit_code == 0, local.output
+
+        def no_local_models(*args, **kwargs):
+            raise AssertionError("rag ask loaded the models although rag serve was running")
+
+        monkeypatch.setattr("rag.pipeline.Pipeline", no_local_models)
+        fast = runner.invoke(app, ["ask", question, "--json"], env=env)
+        assert fast.exit_code == 0, fast.output
+        assert "loading the models here" not in fast.stderr
+        remote, here = json.loads(fast.stdout), json.loads(local.stdout)
+        for body in (remote, here):
+            body.pop("timings_ms")
+        assert remote == here  # the same JSON as answering locally
+        monkeypatch.undo()
+    assert server.returncode is not None and not registration.exists()  # unregistered on exit
+    again = runner.invoke(app, ["ask", question], env=env)
+    assert again.exit_code == 0 and "no `rag serve` running" in again.stderr and "Ismay" in again.stdout
+
+
+def test_serve_says_where_the_chat_page_and_docs_are(tmp_path, corpus_dir):
+    env = {**_env(tmp_path), "XDG_RUNTIME_DIR": str(tmp_path / "run"), "RAG_CORPUS_DIR": str(corpus_dir)}
+    with _rag_serve(tmp_path, {**env, "RAG_LOG_JSON": "false"}) as (server, registration):
+        url = json.loads(registration.read_text())["url"]
+    err = server.stderr.read()
+    assert f"chat page: {url}/" in err and f"API docs:  {url}/docs" in err
+    assert not any(line.startswith("{") for line in err.splitlines()), "plain lines when RAG_LOG_JSON=false"
+    # not a terminal and nothing asked: JSON lines, the URLs as fields of the "ready" record
+    with _rag_serve(tmp_path, env) as (server, registration):
+        url = json.loads(registration.read_text())["url"]
+    records = [json.loads(line) for line in server.stderr.read().splitlines() if line.startswith("{")]
+    ready = [r for r in records if r["message"] == "ready"]
+    assert ready and ready[0]["chat_url"] == url + "/" and ready[0]["docs_url"] == url + "/docs"
