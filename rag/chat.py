@@ -311,6 +311,13 @@ class _Writer:
         self.text(label)
 
 
+def page_label(pages: list[int]) -> str:
+    """"p. 3, " / "pp. 3-4, " for a PDF paragraph, "" for other formats."""
+    if not pages:
+        return ""
+    return f"p. {pages[0]}, " if len(pages) == 1 else f"pp. {pages[0]}-{pages[-1]}, "
+
+
 def quote_offsets(citation: Citation, context: str) -> tuple[int, int]:
     """Where the quoted sentence (``Answer.context``) lies in the cited paragraph."""
     text = citation.paragraph_text
@@ -338,7 +345,7 @@ def build_chat_answer(
         Other possible answers: <answer 2> [2]; <answer 3> [3]
 
         Sources:
-        [1] <title>, paragraph <i>: <url>
+        [1] <title>, [p. <page>, ]paragraph <i>: <url>
     """
     if not result.answers:
         no_answer = asdict(result.no_answer) if result.no_answer else None
@@ -368,7 +375,7 @@ def build_chat_answer(
                 "source_url": source_urls.get(citation.document_id, ""),
             }
         )
-        sources.append((n, url, f"{markdown_safe(title)}, paragraph {citation.paragraph_index}"))
+        sources.append((n, url, f"{markdown_safe(title)}, {page_label(citation.pages)}paragraph {citation.paragraph_index}"))
         if n == 1:
             out.text(f"{markdown_safe(answer.text)} ")
             out.marker(n, url, title)

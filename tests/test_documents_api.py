@@ -72,3 +72,16 @@ def test_pdf_answers_cite_their_page(client):
     for citation in cited:
         assert citation["pages"] == [2]
         assert citation["paragraph_text"][citation["answer_start"] : citation["answer_end"]]
+
+
+def test_chat_sources_name_the_pdf_page(client):
+    lines = ["The flux capacitor needs exactly", "1.21 gigawatts of electrical power", "to operate safely in the time machine."]
+    first = ["An unrelated first page about other things entirely, long enough to be a"] + ["paragraph of its own with many words in it, and then some more words"] * 4
+    pages = [_column(72, 700, first + ["to end it."]), _column(72, 700, lines)]
+    assert client.post("/v1/documents", files={"file": ("manual.pdf", _pdf(pages), "application/pdf")}).status_code == 201
+    model = client.get("/v1/models").json()["data"][0]["id"]
+    r = client.post("/v1/chat/completions", json={"model": model, "messages": [
+        {"role": "user", "content": "How much power does the flux capacitor need?"}]})
+    assert r.status_code == 200, r.text
+    content = r.json()["choices"][0]["message"]["content"]
+    assert "[1] manual, p. 2, paragraph 1: <" in content.split("Sources:")[1]
