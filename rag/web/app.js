@@ -3,7 +3,7 @@
 // documents in the side panel (library.js).
 "use strict";
 
-import { Library } from "./library.js";
+import { Library, authHeaders } from "./library.js";
 import { el, renderAnswer, renderError, renderQuestion } from "./render.js";
 import { Conversations } from "./store.js";
 
@@ -91,7 +91,7 @@ async function related(question) {
   try {
     const response = await fetch("/v1/search", {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers: { "Content-Type": "application/json", ...authHeaders() },
       body: JSON.stringify({ query: question, top_k: RELATED_PASSAGES }),
     });
     return response.ok ? (await response.json()).passages || [] : [];
@@ -113,10 +113,11 @@ async function ask(question) {
   try {
     const response = await fetch("/v1/chat/completions", {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers: { "Content-Type": "application/json", ...authHeaders() },
       body: JSON.stringify({ model, messages: [...history(), { role: "user", content: question }] }),
     });
     const data = await response.json().catch(() => ({}));
+    if (response.status === 401) library.askForKey("Questions need an API key on this service: enter it in the Documents panel.");
     if (!response.ok) {
       turn = { question, error: String((data.error && data.error.message) || data.detail || `HTTP ${response.status}`) };
     } else {
@@ -189,7 +190,7 @@ $("panel-toggle").addEventListener("click", () => {
   if (open) $("conversations-title").scrollIntoView({ block: "start" });
 });
 
-fetch("/v1/models")
+fetch("/v1/models", { headers: authHeaders() })
   .then((r) => (r.ok ? r.json() : null))
   .then((data) => {
     if (data && data.data && data.data.length) model = data.data[0].id;

@@ -21,7 +21,8 @@ function formatOf(doc) {
   return match ? match[1].toUpperCase() : "TEXT";
 }
 
-function authHeaders() {
+// The key typed in the panel, for every request of the page (reads may need one too).
+export function authHeaders() {
   const key = ($("api-key").value || "").trim();
   return key ? { Authorization: `Bearer ${key}` } : {};
 }
@@ -58,7 +59,7 @@ export class Library {
     let documents = [];
     try {
       const response = await fetch("/v1/documents", { headers: authHeaders() });
-      if (response.status === 401) this._askForKey("Reading the documents needs an API key.");
+      if (response.status === 401) this.askForKey("Reading the documents needs an API key.");
       documents = response.ok ? (await response.json()).documents || [] : [];
     } catch (_) {
       this.setStatus("The document list could not be loaded.");
@@ -102,7 +103,7 @@ export class Library {
     }));
   }
 
-  _askForKey(message) {
+  askForKey(message) {
     $("key-box").hidden = false;
     this.setStatus(message);
     $("api-key").focus();
@@ -164,7 +165,7 @@ export class Library {
           await this.refresh();
           this.onChange();
         } else if (request.status === 401 || request.status === 403) {
-          this._askForKey(`Not added: ${body.detail || "an API key is needed"}. Enter a key with write access and try again.`);
+          this.askForKey(`Not added: ${body.detail || "an API key is needed"}. Enter a key with write access and try again.`);
         } else if (request.status === 0) {
           this.setStatus("Not added: the service could not be reached.");
         } else {
@@ -212,7 +213,7 @@ export class Library {
       this.onChange();
       $("file-input").focus();
     } else if (response.status === 401 || response.status === 403) {
-      this._askForKey(`Not removed: ${body.detail || "an API key is needed"}. Enter a key with write access and try again.`);
+      this.askForKey(`Not removed: ${body.detail || "an API key is needed"}. Enter a key with write access and try again.`);
     } else {
       this.setStatus(`Not removed: ${body.detail || `HTTP ${response.status}`}`);
     }
