@@ -105,13 +105,30 @@ def test_one_batched_forward_for_all_passages(tiny_model_dir):
 
     reader._model.forward = counting_forward
     try:
-        texts = [PARAGRAPH, PARAGRAPH[:60], PARAGRAPH[40:200], "Helsinki lies on the coast."]
+        # Similar lengths (within MIN_FILL of the longest): one forward pass for all four.
+        texts = [PARAGRAPH, PARAGRAPH[:190], PARAGRAPH[20:220], PARAGRAPH[5:]]
         passages = [_retrieved(t, 0, len(t), i) for i, t in enumerate(texts)]
         out = reader.read("Where is Helsinki?", passages, top_n=4)
+        assert len(calls) == 1 and calls[0][0] == 4
+        _check_offsets(out)
+        # A much shorter window goes to its own batch instead of being padded to the longest.
+        calls.clear()
+        reader.read("Where is Helsinki?", passages + [_retrieved("Helsinki lies on the coast.", 0, 27, 4)])
+        assert sorted(c[0] for c in calls) == [1, 4]
     finally:
         reader._model.forward = original
-    assert len(calls) == 1 and calls[0][0] == 4
-    _check_offsets(out)
+
+
+def test_length_batches_pad_little_and_respect_the_batch_size():
+    from rag.reading.span import length_batches
+
+    lengths = [100, 20, 95, 80, 74, 19, 300]
+    batches = length_batches(lengths, batch_size=2, min_fill=0.75)
+    assert sorted(r for b in batches for r in b) == list(range(7))
+    assert batches == [[6], [0, 2], [3, 4], [1, 5]]  # 300 alone; 80 starts a batch (cap 2), 74 >= 0.75 * 80
+    for b in batches:
+        assert len(b) <= 2 and min(lengths[r] for r in b) >= 0.75 * max(lengths[r] for r in b)
+    assert length_batches(lengths, batch_size=32, min_fill=0.0) == [sorted(range(7), key=lambda r: -lengths[r])]
 
 
 def test_padding_does_not_change_scores(tiny_model_dir):
@@ -248,7 +265,13 @@ def test_read_batch_is_one_flattened_pass_with_the_answers_of_read(tiny_model_di
         batched = reader.read_batch(questions, sets, top_n=3)
     finally:
         reader._model.forward = original
-    assert calls == [6]  # all 6 pairs (one window each) in one forward pass
+    # All 6 pairs (one window each) of the 4 questions in length-sorted flattened passes: as many
+    # as length_batches makes for their window lengths, never one per question.
+    lengths = [len(ids) for ids in encode_pairs(reader._tokenizer, [q for q, ps in zip(questions, sets) for _ in ps],
+                                                [p.passage.text for ps in sets for p in ps], 384, 128)["input_ids"]]
+    from rag.reading.span import length_batches
+
+    assert sorted(calls) == sorted(len(b) for b in length_batches(lengths, 32)) and sum(calls) == 6
     assert batched[2].spans == [] and batched[2].no_answer_score == 1.0
     for a, b in zip(alone, batched):
         assert [(s.retrieved.rank, s.start, s.end, s.text) for s in a.spans] == [(s.retrieved.rank, s.start, s.end, s.text) for s in b.spans]

