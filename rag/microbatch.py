@@ -7,9 +7,10 @@ once (no added latency when idle), and under load the batch grows to what arrive
 previous call.  No thread of its own: the first waiting caller runs the next batch (leader /
 follower), so a batcher costs nothing when unused.
 
-The pipeline uses it for the reader, which is ~90% of an answer's time on CPU: 8 concurrent
-``/v1/ask`` requests become one ``read_batch`` over all their passages instead of 8 forward
-passes competing for 2 cores (measured in eval/reader/microbatch.json).
+The pipeline can use it for the reader (``rag.pipeline.MICRO_BATCH``), which is ~90% of an
+answer's time on CPU: 8 concurrent ``/v1/ask`` requests become one ``read_batch`` over all their
+passages.  On 2 cores it did not pay (server CPU per request 59-63 ms without, 62-69 ms with;
+eval/reader/microbatch.json), so it is off there; answers are the same either way.
 """
 from __future__ import annotations
 

@@ -29,9 +29,11 @@ log = logging.getLogger(__name__)
 # At most this many distinct answers are returned (the best first); the rest must also clear
 # the threshold.
 MAX_ANSWERS = 3
-# Concurrent questions are read in one reader call (rag/microbatch.py).  8 concurrent /v1/ask
-# clients on the default corpus, 2 cores: see MICRO_BATCH_NOTE in rag/microbatch.py.
-MICRO_BATCH = True
+# Read concurrent questions in one reader call (rag/microbatch.py)?  Off: it does not help on 2
+# cores.  8 concurrent /v1/ask clients, default corpus, 4 alternating rounds: server CPU per
+# request 59-63 ms unbatched vs 62-69 ms micro-batched, requests/s no better; answers identical
+# for all 89 seed questions (eval/reader/microbatch.py, eval/reader/microbatch.json).
+MICRO_BATCH = False
 # What a person is told when the service abstains; the numbers go to NoAnswer's other fields.
 NO_ANSWER_MESSAGE = "The documents don't say."
 

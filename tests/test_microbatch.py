@@ -89,3 +89,25 @@ def test_an_error_reaches_every_caller_of_the_batch_and_the_batcher_recovers():
     wrong = MicroBatcher(lambda xs: xs[:-1])
     with pytest.raises(RuntimeError, match="returned 1 results for 2 items"):
         wrong.submit([1, 2])
+
+
+def test_pipeline_answers_are_the_same_with_micro_batched_reading(fake_pipeline):
+    questions = ["Who was NATO's first Secretary General?", "Where was the 2024 NATO summit held?",
+                 "Which countries joined the summit?", "What is the Indo-Pacific?"] * 2
+
+    def body(result):
+        out = result.to_dict()
+        out.pop("timings_ms")
+        return out
+
+    plain = [body(fake_pipeline.ask(q)) for q in questions]
+    fake_pipeline._reading = MicroBatcher(fake_pipeline._read_items)
+    results: dict[int, dict] = {}
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, body(fake_pipeline.ask(questions[i]))))
+               for i in range(len(questions))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert [results[i] for i in range(len(questions))] == plain
+    assert sum(fake_pipeline._reading.batch_sizes) == len(questions)

@@ -116,8 +116,16 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tiny_setup, tmp_path, mo
     torch = pytest.importorskip("torch")
     from rag.reading import training_checkpoint as ck
 
-    straight = _train(tiny_setup, tmp_path / "a")
-    assert straight[-1]["event"] == "calibration" and 0.0 <= straight[-1]["calibration"]["threshold"] <= 1.0 + 1e-6
+    straight = _train(tiny_setup, tmp_path / "a", export=True)
+    calibrated = next(r for r in straight if r["event"] == "calibration")
+    assert 0.0 <= calibrated["calibration"]["threshold"] <= 1.0 + 1e-6 and calibrated["heldout_real_use"]["n_no_ans"] > 0
+    out = tmp_path / "a" / "out"
+    assert "rule edits" in (out / "README.md").read_text() and (out / "reader_calibration.json").is_file()
+    from rag.reading.span import SpanReader
+
+    reader = SpanReader(out)
+    reader.warm_up()
+    assert reader.default_threshold == pytest.approx(calibrated["calibration"]["threshold"])
     # Stop after step 3 (as SIGTERM would), then resume.
     real = ck.StopFlag.__enter__
 

@@ -60,8 +60,11 @@ def model_card(m: dict) -> str:
         "  `answer_removed` = gold paragraph without the answer sentence(s); `other_paragraph` =",
         "  the most word-overlapping other paragraph of the same article (neither contains a gold answer);",
         "  `question_swap` = gold paragraph, question with one word it shares with the paragraph (a",
-        "  capitalised word or number, else a content word) swapped for one the paragraph lacks.",
-        "- Sources: SQuAD v1.1 train (44-article slice), SQuADShifts new_wiki and reddit, QED / Natural",
+        "  capitalised word or number, else a content word) swapped for one the paragraph lacks;",
+        "  SQuAD 2.0-style rule edits of the question on its own paragraph (`rag/reading/training_negatives.py`):",
+        "  `entity_swap` (a name from another paragraph of the same article), `number_swap`, `ordinal_swap`",
+        "  (first/current/last...), `antonym_swap` (largest/smallest, won/lost...), `negation`.",
+        f"- Sources: SQuAD v1.1 train ({'all 442 articles' if cfg.get('squad_rest') else '44-article slice'}), SQuADShifts new_wiki and reddit, QED / Natural",
         "  Questions shards. Never SQuAD dev (v1.1 or v2.0) or SciFact, which are test sets.",
         f"- Held out: {data['heldout_questions']} questions ({cfg['heldout_fraction']:.1%} of article/paragraph groups),",
         f"  plus one unanswerable each ({data['heldout_with_negatives']} in all): calibration and threshold only.",
@@ -70,6 +73,8 @@ def model_card(m: dict) -> str:
         f"- Preset `{cfg['preset']}`: max_seq_len {cfg['max_seq_len']}, doc_stride {cfg['doc_stride']}, batch {cfg['batch_size']},",
         f"  AdamW lr {cfg['lr']}, weight decay {cfg['weight_decay']}, {cfg['epochs']} epochs, {cfg['warmup']:.0%} linear warm-up then",
         f"  linear decay, grad-norm clip 1.0, seed {cfg['seed']}, negatives ratio {cfg['neg_ratio']}, {data['train_windows']} training windows.",
+        f"- Start: {cfg['base_model']}; {m.get('steps', 'n/a')} optimiser steps (--max-steps {cfg.get('max_steps') or 'off'}),"
+        f" hard-negative share {cfg.get('hard_negatives', 0)}.",
         f"- Trained on {m['device']} in {_fmt(m['train_seconds'] / 60)} min (bf16 autocast on GPU).",
         f"- Reproduce: `rag train-reader --data-dir ../shared/data --preset {cfg['preset']} --lr {cfg['lr']} --epochs {cfg['epochs']}"
         f" --neg-ratio {cfg['neg_ratio']} --max-questions {cfg['max_questions']} --seed {cfg['seed']}"
@@ -89,8 +94,12 @@ def model_card(m: dict) -> str:
         f"- Fitted on {cal['rows']} held-out candidate spans (reader mode, and each held-out question over its",
         f"  BM25 top-5 held-out paragraphs): w_margin {_fmt(cal['w_margin'], 3)}, w_gap {_fmt(cal['w_gap'], 3)},",
         f"  w_rank {_fmt(cal['w_rank'], 3)}, bias {_fmt(cal['bias'], 3)}; ECE (10 bins) {_fmt(cal['ece_10bins'], 3)}.",
-        f"- Threshold {_fmt(cal['threshold'], 3)}: maximises SQuAD 2.0 F1 on the held-out slice (answerable + one",
-        f"  unanswerable each): F1 {_fmt(hv2['f1'])}, HasAns F1 {_fmt(hv2['has_ans_f1'])}, NoAns accuracy {_fmt(hv2['no_ans_acc'])}.",
+        f"- Threshold {_fmt(cal['threshold'], 3)}: maximises SQuAD 2.0 F1 in held-out real use (answerable and rule-edited",
+        f"  unanswerable questions over their BM25 top-{cal.get('real_use_k', 'n/a')} held-out paragraphs, scored as the service scores answers):",
+        f"  F1 {_fmt(m.get('heldout_real_use', {}).get('f1'))}, HasAns F1 {_fmt(m.get('heldout_real_use', {}).get('has_ans_f1'))},"
+        f" NoAns accuracy {_fmt(m.get('heldout_real_use', {}).get('no_ans_acc'))}.",
+        f"- Reader mode on the held-out slice at that threshold: F1 {_fmt(hv2['f1'])}, HasAns F1 {_fmt(hv2['has_ans_f1'])},"
+        f" NoAns accuracy {_fmt(hv2['no_ans_acc'])}.",
         f"- Held-out open-book simulation (BM25 top-5, {ret['questions']} q) at that threshold: answered {_fmt(ret['answered_pct'])}%,",
         f"  F1 when answered {_fmt(ret['f1_when_answered'])}.",
         "",
