@@ -61,7 +61,8 @@ class LoadClient(threading.Thread):
         self.version += 1
         tag = f"{document_id.replace('-', '')}v{self.version}"
         sentences = [" ".join(self.rng.choice(WORDS) for _ in range(12)) + "." for _ in range(self.rng.randint(1, 6))]
-        return f"Record {tag} for the load test.\n" + "\n".join(f"{s[:-1]} {tag}." for s in sentences)
+        # Blank-line paragraphs: the canonical text the service keeps (and serves) is this text.
+        return f"Record {tag} for the load test.\n\n" + "\n\n".join(f"{s[:-1]} {tag}." for s in sentences)
 
     def _expect(self, what: str, response: httpx.Response, *statuses: int) -> bool:
         self.counts[what] += 1
