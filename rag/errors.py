@@ -36,3 +36,7 @@ class NotReady(RagError):
 class DocumentTooLarge(UnsupportedDocument):
     """A file over a size or work limit (bytes, PDF pages, parse time, unpacked size): HTTP 413,
     or skipped by ``rag index``."""
+
+
+class DocumentConflict(RagError):
+    """An upload would silently replace a different document with the same id: HTTP 409."""

@@ -85,3 +85,27 @@ def test_chat_sources_name_the_pdf_page(client):
     assert r.status_code == 200, r.text
     content = r.json()["choices"][0]["message"]["content"]
     assert "[1] manual, p. 2, paragraph 1: <" in content.split("Sources:")[1]
+
+
+def test_uploads_never_silently_replace_another_document(client):
+    names = ["отчёт.txt", "доклад.txt", "заметка.txt", "名前.txt"]
+    for i, name in enumerate(names):
+        r = client.post("/v1/documents", files={"file": (name, f"Report number {i} says the value is {i}.".encode(), "text/plain")})
+        assert r.status_code == 201, r.text
+    ids = {d["document_id"] for d in client.get("/v1/documents").json()["documents"]}
+    assert {"отчёт", "доклад", "заметка", "名前"} <= ids
+    # Another file whose name slugs to an existing id: 409, unless replace=true.
+    r = client.post("/v1/documents", files={"file": ("Отчёт.txt", b"A different report.", "text/plain")})
+    assert r.status_code == 409 and "replace=true" in r.json()["detail"]
+    r = client.post("/v1/documents", files={"file": ("Отчёт.txt", b"A different report.", "text/plain")}, data={"replace": "true"})
+    assert r.status_code == 201 and r.json()["updated"] == ["отчёт"]
+    # The same file again is an update, not a conflict.
+    assert client.post("/v1/documents", files={"file": ("доклад.txt", b"Report, second version.", "text/plain")}).status_code == 201
+    # Two files of one upload with one id.
+    r = client.post("/v1/documents", files=[("file", ("a b.txt", b"One.", "text/plain")), ("file", ("a-b.md", b"Two.", "text/markdown"))])
+    assert r.status_code == 409
+    # JSON: an id taken from another document's title conflicts; an explicit id replaces.
+    assert client.post("/v1/documents", json={"title": "Plan", "text": "The first plan."}).status_code == 201
+    assert client.post("/v1/documents", json={"title": "PLAN!", "text": "Another plan."}).status_code == 409
+    assert client.post("/v1/documents", json={"title": "PLAN!", "text": "Another plan.", "replace": True}).status_code == 201
+    assert client.post("/v1/documents", json={"document_id": "plan", "text": "A third plan."}).status_code == 201

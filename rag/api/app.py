@@ -13,6 +13,7 @@ from rag import __version__
 from rag.api import edge_errors, limits, observability, routes_batch, security
 from rag.api import docs_offline, routes_chat, routes_documents, routes_health, routes_qa, routes_web
 from rag.errors import (
+    DocumentConflict,
     DocumentNotFound,
     IndexIncompatible,
     IndexNotFound,
@@ -35,6 +36,7 @@ STATUS_FOR_ERROR: list[tuple[type[RagError], int]] = [
     (InvalidRequest, 422),
     (UnsupportedDocument, 415),
     (DocumentNotFound, 404),
+    (DocumentConflict, 409),
     (NotReady, 503),
     (IndexNotFound, 503),
     (IndexIncompatible, 503),

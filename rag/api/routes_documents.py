@@ -8,7 +8,8 @@ on the loop (that is I/O); only the bytes-to-document step moves.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
@@ -18,7 +19,7 @@ from starlette.exceptions import HTTPException
 from rag.api.deps import PipelineDep
 from rag.api.schemas import DocumentDetail, DocumentIn, DocumentList, ErrorResponse, IndexChange
 from rag.api.limits import PayloadTooLarge
-from rag.errors import InvalidRequest, UnsupportedDocument
+from rag.errors import DocumentConflict, InvalidRequest, RagError, UnsupportedDocument
 from rag.ingest import (
     METADATA_FIELDS,
     DocumentTooLarge,
@@ -87,7 +88,10 @@ def get_document(document_id: str, pipeline: PipelineDep) -> dict:
     summary="Add or replace a document (multipart file upload, or JSON text)",
 )
 async def upsert_document(request: Request, pipeline: PipelineDep) -> dict:
-    documents = await _documents_from_request(request, pipeline.settings)
+    upload = await _documents_from_request(request, pipeline.settings)
+    documents = upload.documents
+    if not upload.replace:
+        _refuse_silent_overwrite(pipeline, [d for d in documents if d.document_id not in upload.explicit_ids])
     report = await run_in_threadpool(pipeline.upsert_documents, documents)
     return _change(report, [d.document_id for d in documents])
 
@@ -95,6 +99,28 @@ async def upsert_document(request: Request, pipeline: PipelineDep) -> dict:
 @router.delete("/{document_id}", response_model=IndexChange, responses={404: {"model": ErrorResponse}})
 def delete_document(document_id: str, pipeline: PipelineDep) -> dict:
     return _change(pipeline.delete_document(document_id), [document_id])
+
+
+def _refuse_silent_overwrite(pipeline, documents: list[Document]) -> None:
+    """409 when an id taken from a file name or title already belongs to a document from
+    another file or with another title (``отчёт.txt`` and ``доклад.txt`` once both became
+    "document"); an explicit ``document_id`` or ``replace=true`` replaces on purpose."""
+    try:
+        existing = pipeline.index.documents
+    except RagError:
+        return
+    for document in documents:
+        stored = existing.get(document.document_id)
+        if stored is None:
+            continue
+        old = stored.document
+        same_source = bool(document.source_path) and Path(old.source_path).name == document.source_path
+        same_title = not document.source_path and old.title == document.title
+        if not (same_source or same_title):
+            raise DocumentConflict(
+                f"document {document.document_id!r} already exists (from {Path(old.source_path).name or old.title or 'another upload'!r}); "
+                "send replace=true to replace it, or choose another document_id"
+            )
 
 
 def _change(report: IndexReport, ids: list[str]) -> dict:
@@ -110,8 +136,16 @@ def _change(report: IndexReport, ids: list[str]) -> dict:
     }
 
 
-async def _documents_from_request(request: Request, settings) -> list[Document]:
-    """The documents of an upload: one per multipart 'file' field, or one JSON document.
+@dataclass
+class _Upload:
+    documents: list[Document]
+    explicit_ids: set[str] = field(default_factory=set)  # ids the client named (an upsert key)
+    replace: bool = False  # the client asked to replace whatever has these ids
+
+
+async def _documents_from_request(request: Request, settings) -> _Upload:
+    """The documents of an upload (one per multipart 'file' field, or one JSON document) and
+    whether the client asked to replace existing documents (``replace=true``).
 
     Limits (413): each file up to max_upload_bytes, at most max_documents_per_request files.
     Uploaded file names only choose the parser (by extension) and the default id (a slug): they
@@ -134,6 +168,7 @@ async def _documents_from_request(request: Request, settings) -> list[Document]:
             raise PayloadTooLarge(f"more than {max_files} files in one request (RAG_MAX_DOCUMENTS_PER_REQUEST)")
         metadata = {k: str(form[k]) for k in METADATA_FIELDS if form.get(k)}
         document_id = str(form.get("document_id") or "") or None
+        replace = str(form.get("replace", "")).lower() in ("1", "true", "yes")
         if document_id is not None and len(uploads) > 1:
             raise InvalidRequest("document_id can only be given with a single file")
         if document_id is not None and len(document_id) > 200:
@@ -146,11 +181,15 @@ async def _documents_from_request(request: Request, settings) -> list[Document]:
             if len(data) > max_bytes:
                 raise DocumentTooLarge(f"file {name!r} is larger than the limit of {max_bytes} bytes (RAG_MAX_UPLOAD_BYTES)")
             try:
-                document = await run_in_threadpool(document_from_bytes, name, data, document_id, metadata, source_path="", limits=limits)
+                # source_path records the uploaded file's name (never a path on disk).
+                document = await run_in_threadpool(document_from_bytes, name, data, document_id, metadata,
+                                                   source_path=Path(name).name, limits=limits)
             except UnsupportedDocument as exc:
                 raise type(exc)(f"{name}: {exc}" if len(uploads) > 1 else str(exc)) from exc
-            documents[document.document_id] = document  # the same id twice: the last one wins
-        return list(documents.values())
+            if document.document_id in documents:
+                raise DocumentConflict(f"two files of this upload have the id {document.document_id!r}: rename one or upload them separately")
+            documents[document.document_id] = document
+        return _Upload(list(documents.values()), set(documents) if document_id else set(), replace)
     if content_type.startswith("application/json"):
         raw = await request.body()
         if len(raw) > max_bytes:
@@ -161,7 +200,7 @@ async def _documents_from_request(request: Request, settings) -> list[Document]:
     raise UnsupportedDocument(f"unsupported content type {content_type!r}; send multipart/form-data or application/json")
 
 
-def _document_from_json(raw: bytes, settings) -> list[Document]:
+def _document_from_json(raw: bytes, settings) -> _Upload:
     """The one document of a JSON upload (run in a worker thread: parsing and line checks are CPU work)."""
     try:
         body = DocumentIn.model_validate(json.loads(raw or b"null"))
@@ -176,7 +215,8 @@ def _document_from_json(raw: bytes, settings) -> list[Document]:
     if document_id is None:
         raise InvalidRequest("give a document_id or a title")
     check_line_lengths(body.text, settings.max_line_chars)
-    return [document_from_text(body.text, document_id, metadata)]
+    document = document_from_text(body.text, document_id, metadata)
+    return _Upload([document], {document.document_id} if body.document_id else set(), body.replace)
 
 
 def _validation_message(exc: ValidationError) -> str:

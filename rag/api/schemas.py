@@ -107,6 +107,7 @@ class DocumentIn(_Strict):
     author: Text | None = Field(None, max_length=500)
     publisher: Text | None = Field(None, max_length=500)
     source_url: Text | None = Field(None, max_length=2000)
+    replace: bool = Field(False, description="Replace a document of another title that has the id derived from this title (else 409).")
 
 
 class DocumentInfo(BaseModel):
