@@ -125,6 +125,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(25 * 1024 * 1024, ge=1)
     max_documents_per_request: int = Field(20, ge=1)
     max_pdf_pages: int = Field(1000, ge=1)
+    # Parsing one PDF stops (413, or the file skipped by `rag index`) past this many seconds: a
+    # 63 KB PDF whose pages share one 20 MB compressed stream took 22.6 s for 100 pages, and
+    # ~2 h at 1000.  Real manuals parse at ~0.1 s per page (eval/bench/ingest_shapes.py).
+    max_parse_seconds: float = Field(120.0, gt=0)
     # A "line" longer than this is not prose (minified or binary-like text): the file is skipped.
     max_line_chars: int = Field(1_000_000, ge=1000)
     # Per client address, in the `limits` notation ("300/minute", "10/second;1000/hour");

@@ -3,7 +3,12 @@ character is measured by eval/bench/ingest_shapes.py, not asserted here)."""
 from __future__ import annotations
 
 from rag.chunking import make_passages, sentence_spans, split_paragraphs
+import sys
+from pathlib import Path
+
 from rag.ingest import document_from_bytes, document_from_text, slugify
+
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 def test_a_single_huge_token_is_one_sentence():
@@ -45,3 +50,33 @@ def test_non_ascii_names_keep_distinct_ids():
     ids = [slugify(name) for name in names]
     assert len(set(ids)) == len(ids)
     assert ids[0] == "отчёт" and ids[3] == "名前"
+
+
+def test_pdf_parsing_stops_at_its_time_budget():
+    import pytest
+
+    from rag.errors import DocumentTooLarge
+    from rag.ingest import IngestLimits
+    from test_parsing import _column, _pdf
+
+    pages = [_column(72, 400, [f"Page {n} says something about topic {n * 7}."]) for n in range(30)]
+    with pytest.raises(DocumentTooLarge, match="RAG_MAX_PARSE_SECONDS"):
+        document_from_bytes("slow.pdf", _pdf(pages), limits=IngestLimits(max_parse_seconds=1e-9))
+    assert document_from_bytes("fine.pdf", _pdf(pages), limits=IngestLimits(max_parse_seconds=60)).text
+
+
+def test_hostile_sidecar_and_escaping_symlinks_do_not_stop_indexing(tmp_path):
+    import os
+
+    from rag.ingest import load_documents
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "note.txt").write_text("A note about the harbour.")
+    (corpus / "note.meta.json").write_text("[" * 50_000 + "]" * 50_000)
+    outside = tmp_path / "secret.txt"
+    outside.write_text("Not part of the corpus.")
+    os.symlink(outside, corpus / "link.txt")
+    report = load_documents([corpus])
+    assert [d.document_id for d in report.documents] == ["note"]
+    assert report.skipped == [(str(corpus / "link.txt"), "symbolic link to a file outside the folder")]

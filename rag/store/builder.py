@@ -206,10 +206,18 @@ class IndexBuilder:
         return vectors
 
 
+# The document title leads the encoder's text of passages this long or longer: it gives them
+# their topic (real-documents gold set: recall@5 0.904 -> 0.921, MRR@5 0.762 -> 0.785) without
+# letting a short passage (a byline, a one-line note) become "the title" and win every
+# question about the document, as it did when every passage carried the title.
+TITLE_MIN_WORDS = 25
+
+
 def _dense_text(passage: Passage) -> str:
     # The heading path gives the encoder the topic of short or pronoun-heavy paragraphs; a
     # table run gets its header row.
-    lead = ". ".join(part for part in (passage.section, passage.context) if part)
+    title = passage.title if len(passage.text.split()) >= TITLE_MIN_WORDS else ""
+    lead = ". ".join(part for part in (title, passage.section, passage.context) if part)
     return f"{lead}. {passage.text}" if lead else passage.text
 
 
