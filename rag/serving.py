@@ -13,6 +13,8 @@ import sys
 import typer
 import uvicorn
 
+from rag.api.server_options import uvicorn_options
+
 from rag import running
 from rag.settings import Settings
 
@@ -102,7 +104,8 @@ def serve(settings: Settings, build: bool = True, verbose: bool = False) -> None
         log.info("indexed %d documents, %d passages", report.documents, report.passages)
     # uvicorn's loggers propagate to the handler set above (log_config=None); its access log is
     # off because the app writes one line per request (logger rag.access, with the request id).
-    config = uvicorn.Config(create_app(settings, pipeline), host=settings.host, port=settings.port,
+    # Header deadline, no trust in proxy headers, no server banner (rag/api/server_options.py).
+    config = uvicorn.Config(create_app(settings, pipeline), **uvicorn_options(settings),
                             log_level="info", log_config=None, access_log=False)
     server = _AnnouncingServer(config, settings, pipeline)
     try:

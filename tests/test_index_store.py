@@ -118,3 +118,12 @@ def test_changing_model_re_embeds_everything(tmp_path: Path):
     other = IndexBuilder(Settings(index_dir=index_dir, embedding_model="hashing:32"), HashingEncoder(32))
     index, report = other.apply(index_dir, upserts=[document_from_text("Some text.", "a")])
     assert index.manifest["dimension"] == 32 and report.embedded_passages == 1
+
+
+def test_a_write_cleans_what_a_killed_writer_left(tmp_path: Path):
+    builder, index_dir = _builder(tmp_path)
+    builder.apply(index_dir, upserts=[document_from_text("Gamma text.", "gamma")])
+    (index_dir / ".CURRENT.99999.tmp").write_text("v-dead\n")
+    (index_dir / ".tmp-v-dead").mkdir()
+    builder.apply(index_dir, upserts=[document_from_text("Delta text.", "delta")])
+    assert not list(index_dir.glob(".CURRENT.*.tmp")) and not list(index_dir.glob(".tmp-*"))

@@ -33,7 +33,7 @@ def free_port() -> int:
 def running_server(index_dir: Path, env: dict[str, str] | None = None, log_path: Path | None = None, timeout: float = 300):
     """Start `rag serve` on a free loopback port; yields the port once /readyz says ready."""
     port = free_port()
-    environ = {**os.environ, "RAG_RATE_LIMIT": "", **(env or {})}
+    environ = {**os.environ, "RAG_RATE_LIMIT": "", "RAG_WORK_BUDGET": "", **(env or {})}
     log = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed below
     cmd = [sys.executable, "-m", "rag.cli", "serve", "--no-build", "--index", str(index_dir), "--host", "127.0.0.1", "--port", str(port)]
     proc = subprocess.Popen(cmd, env=environ, stdout=log, stderr=subprocess.STDOUT)

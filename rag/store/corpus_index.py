@@ -13,6 +13,7 @@ reader (or a crash) only ever sees a complete old or complete new index.  A load
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -100,7 +101,12 @@ class CorpusIndex:
             _write_jsonl(tmp / "paragraphs.jsonl", (asdict(p) for p in self.paragraphs.values()))
             _write_jsonl(tmp / "passages.jsonl", (asdict(p) for p in self.passages))
             np.save(tmp / "vectors.npy", np.ascontiguousarray(self.vectors, dtype=np.float32))
-            self.dense.save(tmp / "dense")
+            try:
+                self.dense.save(tmp / "dense")
+            except RuntimeError as exc:  # FAISS reports a full disk as a C++ error, not OSError
+                if _disk_full(tmp):
+                    raise OSError(errno.ENOSPC, f"no space left on device while writing the vector index: {exc}") from exc
+                raise
             self.lexical.save(tmp / "bm25")
             (tmp / MANIFEST_FILE).write_text(json.dumps(self.manifest, indent=2, sort_keys=True))
             _fsync_tree(tmp)
@@ -112,7 +118,11 @@ class CorpusIndex:
             if drop is not None:
                 drop()
             raise
-        _atomic_write(index_dir / CURRENT_FILE, folder.name + "\n")
+        try:
+            _atomic_write(index_dir / CURRENT_FILE, folder.name + "\n")
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)  # never leave a version CURRENT does not name
+            raise
         self.folder = folder
         _remove_old_versions(index_dir, keep=folder.name)
         return folder
@@ -181,6 +191,14 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
+def _disk_full(folder: Path) -> bool:
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < 1024 * 1024
+
+
 def _fsync_tree(folder: Path) -> None:
     for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
         if path.is_file():
@@ -223,3 +241,7 @@ def _remove_old_versions(index_dir: Path, keep: str) -> None:
         shutil.rmtree(old, ignore_errors=True)
     for stale in index_dir.glob(".tmp-*"):  # left by a writer that was killed mid-build
         shutil.rmtree(stale, ignore_errors=True)
+    # A writer killed between writing and renaming CURRENT's temporary file; writers hold the
+    # lock here and ours is renamed already, so any left is stale.
+    for stale in index_dir.glob(f".{CURRENT_FILE}.*.tmp"):
+        stale.unlink(missing_ok=True)
