@@ -17,6 +17,7 @@ from rag.embedding import Encoder, load_encoder
 from rag.errors import DocumentNotFound, IndexNotFound, InvalidRequest, NotReady
 from rag.ingest import load_documents
 from rag.microbatch import MicroBatcher
+from rag.reading_views import read_with_views
 from rag.reading import Reader, load_reader
 from rag.retrieval import RetrievalParams, Retriever
 from rag.settings import Settings
@@ -145,7 +146,8 @@ class Pipeline:
         return results
 
     def _read_items(self, items: list[tuple[str, list[RetrievedPassage]]]) -> list[ReaderOutput]:
-        return self.reader.read_batch([q for q, _ in items], [p for _, p in items], top_n=MAX_ANSWERS)
+        # Tables are read as "Header: cell" prose; spans come back in source characters.
+        return read_with_views(self.reader, [q for q, _ in items], [p for _, p in items], top_n=MAX_ANSWERS)
 
     def _decide(self, index: CorpusIndex, output: ReaderOutput | None) -> tuple[list[Answer], NoAnswer | None]:
         """Apply the answer threshold: answers above it, or the reason for abstaining."""
@@ -187,6 +189,7 @@ class Pipeline:
             doc_start=paragraph.doc_start,
             doc_end=paragraph.doc_end,
             section=paragraph.section,
+            pages=list(paragraph.pages),
         )
         return Answer(text=span.text, score=round(span.score, 4), context=paragraph.text[ctx_start:ctx_end], citation=citation)
 
