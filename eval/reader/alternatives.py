@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 from rag.evaluation.squad_metrics import f1
 from rag.reading.answers import select_answers, well_formed
-from rag.reading.span import SpanReader, rank_candidates
+from rag.reading.span import SpanReader, predict_pairs, rank_candidates
 from rag.reading.training_data import BM25, flatten, load_training_articles, make_negatives, split_heldout
 from rag.reading.training_eval import best_threshold, ece, v2_scores
 from rag.reading.training_negatives import HARD_KINDS
@@ -64,12 +65,13 @@ def main() -> None:
             para = Paragraph(f"p{i}", 0, pool[i], 0, len(pool[i]))
             rps.append(RetrievedPassage(Passage(i, f"p{i}", 0, pool[i], 0, 0), para, 1.0, rank=rank))
         sets.append((ex, rps))
-    from rag.reading.span import predict_pairs
-
     pairs = [(ex.question, rp) for ex, rps in sets for rp in rps]
-    cands = predict_pairs(reader._model, reader._tokenizer, [q for q, _ in pairs], [rp.passage.text for _, rp in pairs],
-                          max_seq_len=reader.max_seq_len, doc_stride=reader.doc_stride, max_answer_tokens=reader.max_answer_tokens,
-                          batch_size=32, spans_per_window=3)
+    cache = Path(f"/tmp/alternatives-{Path(reader.model_name).name}-{args.limit}-{args.k}.pkl")
+    if cache.is_file():
+        cands = pickle.loads(cache.read_bytes())
+    else:
+        cands = _predict(reader, pairs)
+        cache.write_bytes(pickle.dumps(cands))
     read_s = time.time() - t0
     per_q, pos = [], 0
     for ex, rps in sets:
@@ -78,6 +80,19 @@ def main() -> None:
         rank_of = {id(c): r for r, cs in enumerate(mine) for c in cs}
         ranked = [AnswerSpan(rps[rank_of[id(c)]], c.start, c.end, p) for p, c in rank_candidates(mine, reader.calibration)]
         per_q.append((ex, ranked))
+    report = analyse(per_q, reader, args, read_s)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in report.items() if k != "alternatives"} | {"alt": {k: v for k, v in report["alternatives"].items() if k != "sweep"}}, indent=1))
+
+
+def _predict(reader, pairs):
+    return predict_pairs(reader._model, reader._tokenizer, [q for q, _ in pairs], [rp.passage.text for _, rp in pairs],
+                         max_seq_len=reader.max_seq_len, doc_stride=reader.doc_stride, max_answer_tokens=reader.max_answer_tokens,
+                         batch_size=32, spans_per_window=3)
+
+
+def analyse(per_q, reader, args, read_s: float) -> dict:
+    t0 = time.time()
     threshold = reader.default_threshold
     report = {"reader": reader.model_name, "threshold": threshold, "questions": len(per_q), "k": args.k, "read_seconds": round(read_s, 1),
               "aggregation": {}, "alternatives": {}}
@@ -101,17 +116,18 @@ def main() -> None:
     for ex, ranked in per_q:
         if not ex.golds:
             continue
-        answers = select_answers(ranked, 10, ratio=0.0, how=how)
+        answers = select_answers(ranked, 10, ratio=0.0, how=how, form=False)
         if not answers or answers[0].score < threshold:
             continue
         best = answers[0]
         for a in answers[1:]:
             ok_form = well_formed(a.retrieved.paragraph.text, a.start, a.end)
-            alts.append((a.score / best.score, a.score, ok_form, correct(a.text, ex.golds), correct(best.text, ex.golds)))
+            alts.append((a.score / best.score, a.score, ok_form, correct(a.text, ex.golds), correct(best.text, ex.golds), a.text))
     report["alternatives"]["candidates"] = len(alts)
     report["alternatives"]["well_formed_share"] = round(sum(a[2] for a in alts) / max(1, len(alts)), 3)
     report["alternatives"]["correct_rate_well_formed"] = round(sum(a[3] for a in alts if a[2]) / max(1, sum(a[2] for a in alts)), 3)
     report["alternatives"]["correct_rate_not_well_formed"] = round(sum(a[3] for a in alts if not a[2]) / max(1, sum(not a[2] for a in alts)), 3)
+    report["alternatives"]["not_well_formed_examples"] = [a[5] for a in alts if not a[2]][:20]
     sweep = []
     for filtered in (False, True):
         for r in [x / 20 for x in range(0, 20)]:
@@ -126,9 +142,8 @@ def main() -> None:
     report["alternatives"]["sweep"] = sweep
     best = max((s for s in sweep if s["well_formed_filter"]), key=lambda s: (s["f1"], s["ratio"]))
     report["alternatives"]["chosen"] = best
-    report["seconds"] = round(time.time() - t0, 1)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in report.items() if k != "alternatives"} | {"alt": {k: v for k, v in report["alternatives"].items() if k != "sweep"}}, indent=1))
+    report["analysis_seconds"] = round(time.time() - t0, 1)
+    return report
 
 
 if __name__ == "__main__":

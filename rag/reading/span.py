@@ -1,7 +1,8 @@
 """Extractive span reader: a Hugging Face question-answering model over the retrieved passages.
 
-All passages of a question go through the model in one batched forward pass; a passage longer
-than ``max_seq_len`` is read in overlapping windows (``doc_stride`` tokens of overlap).  Every
+All (question, passage) pairs of a batch of questions go through the model together, in
+forward passes of windows of similar length (``length_batches``); a passage longer than
+``max_seq_len`` is read in overlapping windows (``doc_stride`` tokens of overlap).  Every
 window proposes its best spans (at most ``max_answer_tokens`` long); the tokenizer's offset
 mapping turns token spans back into exact characters of the passage, and ``paragraph_start``
 into characters of the paragraph, so ``paragraph.text[start:end]`` is always the answer.
