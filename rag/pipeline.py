@@ -23,7 +23,7 @@ from rag.retrieval import RetrievalParams, Retriever
 from rag.settings import Settings
 from rag.store.builder import IndexBuilder, IndexReport
 from rag.store.corpus_index import CURRENT_FILE, CorpusIndex
-from rag.types import Answer, AnswerSpan, Citation, Document, NoAnswer, QAResult, ReaderOutput, RetrievedPassage
+from rag.types import Answer, AnswerSpan, Citation, Document, Paragraph, NoAnswer, QAResult, ReaderOutput, RetrievedPassage
 
 log = logging.getLogger(__name__)
 
@@ -199,19 +199,30 @@ class Pipeline:
             index = self.index
         except NotReady:
             return []
-        counts: dict[str, int] = {}
-        for passage in index.passages:
-            counts[passage.document_id] = counts.get(passage.document_id, 0) + 1
+        # Passage counts come from the manifest: listing documents never scans the passages.
+        counts = {doc_id: int(entry.get("passages", 0)) for doc_id, entry in index.manifest.get("documents", {}).items()}
         return [
             {**stored.document.metadata(), "origin": stored.origin, "passages": counts.get(doc_id, 0), "characters": len(stored.document.text)}
             for doc_id, stored in sorted(index.documents.items())
         ]
 
     def get_document(self, document_id: str) -> Document:
-        stored = self.index.documents.get(document_id)
+        return self.document_detail(document_id)[0]
+
+    def document_detail(self, document_id: str) -> tuple[Document, dict, list[Paragraph]]:
+        """A document, its origin and passage count, and its paragraphs, all from one snapshot (a delete and
+        re-create between reads must not pair one version's text with another's paragraphs);
+        the work is proportional to the document, not the corpus."""
+        index = self.index
+        stored = index.documents.get(document_id)
         if stored is None:
             raise DocumentNotFound(f"no document with id {document_id!r}")
-        return stored.document
+        paragraphs = []
+        while (document_id, len(paragraphs)) in index.paragraphs:
+            paragraphs.append(index.paragraphs[(document_id, len(paragraphs))])
+        entry = index.manifest.get("documents", {}).get(document_id, {})
+        info = {"origin": stored.origin, "passages": int(entry.get("passages", 0))}
+        return stored.document, info, paragraphs
 
     def _apply(self, **changes) -> IndexReport:
         builder = IndexBuilder(self.settings, self.encoder)

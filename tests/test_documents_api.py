@@ -109,3 +109,37 @@ def test_uploads_never_silently_replace_another_document(client):
     assert client.post("/v1/documents", json={"title": "PLAN!", "text": "Another plan."}).status_code == 409
     assert client.post("/v1/documents", json={"title": "PLAN!", "text": "Another plan.", "replace": True}).status_code == 201
     assert client.post("/v1/documents", json={"document_id": "plan", "text": "A third plan."}).status_code == 201
+
+
+def test_reading_a_document_while_it_is_deleted_and_recreated_sees_one_version(client, fake_pipeline):
+    import threading
+
+    from rag.ingest import document_from_text
+
+    versions = [
+        "First version of the racing document.\n\nIts second paragraph is here, long enough.",
+        "A second, rather different version.\n\nWith other words entirely in its own second paragraph, and a third sentence.",
+    ]
+    fake_pipeline.upsert_documents([document_from_text(versions[0], "racer")])
+    stop = threading.Event()
+
+    def writer() -> None:
+        n = 0
+        while not stop.is_set():
+            fake_pipeline.delete_document("racer")
+            fake_pipeline.upsert_documents([document_from_text(versions[n % 2], "racer")])
+            n += 1
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        for _ in range(60):
+            r = client.get("/v1/documents/racer")
+            assert r.status_code in (200, 404), r.text
+            if r.status_code == 200:
+                body = r.json()
+                assert body["text"] in versions
+                assert all(body["text"][p["doc_start"] : p["doc_end"]] == p["text"] for p in body["paragraphs"])
+    finally:
+        stop.set()
+        thread.join()

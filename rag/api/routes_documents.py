@@ -66,13 +66,11 @@ def list_documents(pipeline: PipelineDep) -> dict:
 
 @router.get("/{document_id}", response_model=DocumentDetail, responses={404: {"model": ErrorResponse}})
 def get_document(document_id: str, pipeline: PipelineDep) -> dict:
-    document = pipeline.get_document(document_id)
-    info = next(d for d in pipeline.documents() if d["document_id"] == document_id)
-    paragraphs = sorted(
-        (p for (doc, _), p in pipeline.index.paragraphs.items() if doc == document_id), key=lambda p: p.paragraph_index
-    )
+    document, info, paragraphs = pipeline.document_detail(document_id)  # one snapshot
     return {
+        **document.metadata(),
         **info,
+        "characters": len(document.text),
         "text": document.text,
         "blocks": [block.to_dict() for block in document.blocks],
         "paragraphs": [asdict(p) for p in paragraphs],

@@ -98,10 +98,7 @@ def _paragraph_item(p: Paragraph, marks: str | None) -> str:
 def document_page(document_id: str, pipeline: PipelineDep, p: int | None = None, quote: str | None = None,
                   answer: str | None = None) -> HTMLResponse:
     try:
-        document = pipeline.get_document(document_id)
-        paragraphs = sorted(
-            (x for (doc, _), x in pipeline.index.paragraphs.items() if doc == document_id), key=lambda x: x.paragraph_index
-        )
+        document, _, paragraphs = pipeline.document_detail(document_id)  # one snapshot
     except (DocumentNotFound, NotReady) as exc:
         body = f"<h1>Not found</h1><p>{html.escape(str(exc))}</p><p><a href=\"/\">Back to the workspace</a></p>"
         return HTMLResponse(_page("Not found", body), status_code=404, headers=SECURITY_HEADERS)

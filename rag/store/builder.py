@@ -172,6 +172,9 @@ class IndexBuilder:
         dense.build(vectors)
         lexical = LexicalIndex()
         lexical.build([_lexical_text(p) for p in passages])
+        passage_counts: dict[str, int] = {}
+        for passage in passages:
+            passage_counts[passage.document_id] = passage_counts.get(passage.document_id, 0) + 1
         manifest = {
             "format_version": FORMAT_VERSION,
             "rag_version": __version__,
@@ -185,7 +188,8 @@ class IndexBuilder:
             "paragraph_count": len(paragraphs),
             "passage_count": len(passages),
             "documents": {
-                doc_id: {"content_hash": s.document.content_hash, "origin": s.origin, "source_path": s.document.source_path}
+                doc_id: {"content_hash": s.document.content_hash, "origin": s.origin, "source_path": s.document.source_path,
+                         "passages": passage_counts.get(doc_id, 0)}
                 for doc_id, s in final_docs.items()
             },
         }
