@@ -241,3 +241,10 @@ def test_pptx_slides_are_sections_with_slide_numbers():
 def test_broken_office_files_are_refused_clearly(name):
     with pytest.raises(UnsupportedDocument, match="broken"):
         document_from_bytes(name, b"not a zip at all")
+
+
+def test_a_text_file_never_takes_a_line_of_code_as_its_title():
+    document = document_from_bytes("snippet.txt", b"x = compute(a, b);\n\nThe function above computes the sum of a and b.\n")
+    assert document.title == ""  # the pipeline falls back to the document id
+    document = document_from_bytes("notes.txt", b"Release notes\n\nThis release fixes the parser and adds PPTX support to it.\n")
+    assert document.title == "Release notes"

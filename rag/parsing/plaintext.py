@@ -239,8 +239,10 @@ def _join(lines: list[Line]) -> str:
 
 
 def _first_short_line(parsed: ParsedDocument) -> str:
+    """A short opening line that reads as words (never a line of code or a rule of dashes)."""
     for block in parsed.blocks[:3]:
         text = parsed.text[block.start : block.end]
-        if len(text) <= HEADING_MAX_CHARS:
+        letters = sum(ch.isalpha() or ch == " " for ch in text)
+        if block.kind != CODE and len(text) <= HEADING_MAX_CHARS and letters >= 0.8 * len(text) and text[-1] not in ".:;!?,":
             return text
     return ""
