@@ -51,3 +51,18 @@ def test_api_conforms_to_its_schema(case):
     if case.operation.label in KNOWN_UNDOCUMENTED_STATUS:
         checks = [c for c in CHECKS if c is not status_code_conformance]
     case.call_and_validate(headers={"Authorization": f"Bearer {KEY}"}, checks=checks)
+
+
+# Stateful: upload -> read -> delete sequences through the OpenAPI links of POST /v1/documents
+# (bounded: a few short sequences), with the same checks; no step may answer 5xx.
+class DocumentsWorkflow(schema.as_state_machine()):
+    def get_call_kwargs(self, case):
+        return {"headers": {"Authorization": f"Bearer {KEY}"}}
+
+    def validate_response(self, response, case, additional_checks=None, **kwargs):
+        case.validate_response(response, checks=CHECKS, transport_kwargs=kwargs)
+
+
+DocumentsWorkflow.TestCase.settings = settings(max_examples=8, stateful_step_count=4, deadline=None, derandomize=True,
+                                               suppress_health_check=list(HealthCheck), database=None)
+TestStatefulDocuments = DocumentsWorkflow.TestCase

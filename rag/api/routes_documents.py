@@ -47,15 +47,26 @@ _UPLOAD_BODY = {
                         "file": {
                             "type": "string",
                             "format": "binary",
-                            "description": ".txt, .md, .html or .pdf; repeat the field to send several files (up to max_documents_per_request)",
+                            "description": ".txt, .md, .html, .pdf, .docx or .pptx; repeat the field to send several files (up to max_documents_per_request)",
                         },
                         "document_id": {"type": "string"},
+                        "replace": {"type": "string", "enum": ["true", "false"], "description": "replace a document from another file with the same id (else 409)"},
                         **{name: {"type": "string"} for name in METADATA_FIELDS},
                     },
                 }
             },
         },
-    }
+    },
+    # OpenAPI links: clients (and schemathesis' stateful tests) can follow an upload to the
+    # document it created, read it, and delete it.
+    "responses": {
+        "201": {
+            "links": {
+                "GetDocument": {"operationId": "get_document", "parameters": {"document_id": "$response.body#/document_ids/0"}},
+                "DeleteDocument": {"operationId": "delete_document", "parameters": {"document_id": "$response.body#/document_ids/0"}},
+            }
+        }
+    },
 }
 
 
@@ -64,7 +75,7 @@ def list_documents(pipeline: PipelineDep) -> dict:
     return {"documents": pipeline.documents()}
 
 
-@router.get("/{document_id}", response_model=DocumentDetail, responses={404: {"model": ErrorResponse}})
+@router.get("/{document_id}", response_model=DocumentDetail, responses={404: {"model": ErrorResponse}}, operation_id="get_document")
 def get_document(document_id: str, pipeline: PipelineDep) -> dict:
     document, info, paragraphs = pipeline.document_detail(document_id)  # one snapshot
     return {
@@ -82,7 +93,7 @@ def get_document(document_id: str, pipeline: PipelineDep) -> dict:
     response_model=IndexChange,
     status_code=201,
     openapi_extra=_UPLOAD_BODY,
-    responses={413: {"model": ErrorResponse}, 415: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+    responses={409: {"model": ErrorResponse}, 413: {"model": ErrorResponse}, 415: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
     summary="Add or replace a document (multipart file upload, or JSON text)",
 )
 async def upsert_document(request: Request, pipeline: PipelineDep) -> dict:
@@ -94,7 +105,7 @@ async def upsert_document(request: Request, pipeline: PipelineDep) -> dict:
     return _change(report, [d.document_id for d in documents])
 
 
-@router.delete("/{document_id}", response_model=IndexChange, responses={404: {"model": ErrorResponse}})
+@router.delete("/{document_id}", response_model=IndexChange, responses={404: {"model": ErrorResponse}}, operation_id="delete_document")
 def delete_document(document_id: str, pipeline: PipelineDep) -> dict:
     return _change(pipeline.delete_document(document_id), [document_id])
 
