@@ -248,3 +248,8 @@ def test_a_text_file_never_takes_a_line_of_code_as_its_title():
     assert document.title == ""  # the pipeline falls back to the document id
     document = document_from_bytes("notes.txt", b"Release notes\n\nThis release fixes the parser and adds PPTX support to it.\n")
     assert document.title == "Release notes"
+
+
+def test_html_text_outside_block_elements_is_kept():
+    document = document_from_bytes("bare.html", b"Loose words <b>in bold</b> <p>A paragraph.</p> trailing words")
+    assert document.text == "Loose words in bold\n\nA paragraph.\n\ntrailing words"

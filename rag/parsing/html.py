@@ -197,6 +197,7 @@ class _Walker:
                     self.buffer_owner = element
             else:
                 stack.append((child, iter(child.contents), name if name in _CONTEXT_KIND else context))
+        self.flush("")  # text outside any block element ("plain words" as a whole document)
 
 
 def _inline_special(tag) -> str:
