@@ -17,8 +17,9 @@ from hypothesis import HealthCheck, settings
 
 schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is not installed")
 
-from conftest import indexed_pipeline  # noqa: E402
 from rag.api.app import create_app  # noqa: E402
+from rag.pipeline import Pipeline  # noqa: E402
+from rag.settings import Settings  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.specs.openapi.checks import (  # noqa: E402
     content_type_conformance,
@@ -33,15 +34,23 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 KNOWN_UNDOCUMENTED_STATUS: dict[str, str] = {}
 
 
-def _app():
-    """Built at import: schemathesis needs the schema when it collects the test."""
-    base = Path(tempfile.mkdtemp(prefix="rag-schemathesis-"))
-    atexit.register(shutil.rmtree, base, ignore_errors=True)
-    pipeline = indexed_pipeline(base, api_keys=KEY, rate_limit="", log_json=False, max_upload_bytes=64 * 1024, max_body_bytes=128 * 1024)
-    return create_app(pipeline.settings, pipeline, warm_up=False)
+CORPUS = Path(__file__).resolve().parent.parent / "corpus"
+_BASE = Path(tempfile.mkdtemp(prefix="rag-schemathesis-"))
+atexit.register(shutil.rmtree, _BASE, ignore_errors=True)
+# The app exists at import (schemathesis reads its schema when it collects the tests); the
+# index is built only when the tests run (fixture below), never at collection.
+_PIPELINE = Pipeline(Settings(index_dir=_BASE / "index", corpus_dir=CORPUS, embedding_model="hashing:256", reader="heuristic",
+                              api_keys=KEY, rate_limit="", log_json=False, max_upload_bytes=64 * 1024, max_body_bytes=128 * 1024))
+schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(_PIPELINE.settings, _PIPELINE, warm_up=False))
 
 
-schema = schemathesis.openapi.from_asgi("/openapi.json", _app())
+@pytest.fixture(scope="module", autouse=True)
+def _indexed():
+    corpus = _BASE / "corpus"
+    if not corpus.exists():
+        shutil.copytree(CORPUS, corpus)
+        _PIPELINE.warm_up()
+        _PIPELINE.index_paths([corpus])
 
 
 @schema.parametrize()

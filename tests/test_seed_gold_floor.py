@@ -6,7 +6,6 @@ model) must at least clear the heuristic reader's floor.  Raise a floor when qua
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -33,15 +32,12 @@ FLOORS = {
 }
 # Allowed drop: 2 points on 0-100 metrics, 0.02 on 0-1 metrics.
 MARGIN_PCT, MARGIN_FRACTION = 2.0, 0.02
-TIME_LIMIT_S = 60
 
 
 @pytest.mark.e2e
 def test_seed_gold_quality_floor(real_pipeline):
     questions = load_gold(SEED_GOLD)
-    started = time.perf_counter()
     evaluation = evaluate_gold(real_pipeline, questions, batch_size=32, source=str(SEED_GOLD))
-    elapsed = time.perf_counter() - started
     metrics = evaluation.metrics
     assert metrics["questions"] == len(questions)
     floor = FLOORS.get(real_pipeline.reader.name, FLOORS["heuristic"])
@@ -51,4 +47,3 @@ def test_seed_gold_quality_floor(real_pipeline):
         if metrics[key] is None or metrics[key] < minimum - margin:
             below.append(f"{key} {metrics[key]} < floor {minimum} - {margin}")
     assert not below, f"reader {real_pipeline.reader.name}: " + "; ".join(below)
-    assert elapsed < TIME_LIMIT_S, f"the seed gold run took {elapsed:.1f} s"
