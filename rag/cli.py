@@ -118,7 +118,7 @@ def ask_command(
     question: Annotated[str, typer.Argument(help="The question, in quotes")],
     index: IndexOpt = None,
     top_k: Annotated[Optional[int], typer.Option("--top-k", min=1, max=100)] = None,
-    mode: Annotated[Optional[str], typer.Option("--mode", help="bm25 | dense | hybrid")] = None,
+    mode: Annotated[Optional[RetrievalMode], typer.Option("--mode", help="Retrieval mode [default: RAG_RETRIEVAL_MODE]")] = None,
     reader: ReaderOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the same JSON as POST /v1/ask")] = False,
     local: Annotated[bool, typer.Option("--local", help="Load the models here even when `rag serve` runs on this index")] = False,
@@ -205,6 +205,7 @@ def serve_command(
 from rag.bench.command import bench_command  # noqa: E402
 from rag.evaluation.command import eval_command  # noqa: E402
 from rag.reading.training import train_reader_command  # noqa: E402
+from rag.settings import RetrievalMode
 
 
 

@@ -80,11 +80,12 @@ class SentenceTransformerEncoder(Encoder):
     local models on CPU when the export reproduces PyTorch's vectors, else PyTorch).
     """
 
-    def __init__(self, model: str, device: str = "cpu", runtime: str = "torch", onnx_cache_dir: Path | None = None):
+    def __init__(self, model: str, device: str = "cpu", runtime: str = "torch", onnx_cache_dir: Path | None = None, threads: int = 2):
         self.name = model
         self.device = device
         self.runtime = runtime
         self.onnx_cache_dir = onnx_cache_dir
+        self.threads = threads
         self._model = None
         self._onnx = None
         self._lock = threading.Lock()
@@ -122,7 +123,7 @@ class SentenceTransformerEncoder(Encoder):
         def build():
             from rag.embedding_onnx import OnnxQueryEncoder
 
-            return OnnxQueryEncoder.for_model(self._model, location, self.onnx_cache_dir)
+            return OnnxQueryEncoder.for_model(self._model, location, self.onnx_cache_dir, self.threads)
 
         return onnx_or(self.runtime, self.device, location, build, None, "the encoder")
 
@@ -172,7 +173,7 @@ class SentenceTransformerEncoder(Encoder):
         return out
 
 
-def load_encoder(name: str, device: str = "cpu", runtime: str = "torch", onnx_cache_dir: Path | None = None) -> Encoder:
+def load_encoder(name: str, device: str = "cpu", runtime: str = "torch", onnx_cache_dir: Path | None = None, threads: int = 2) -> Encoder:
     """Cheap: returns an encoder whose model loads on ``warm_up()`` or first use."""
     if name.startswith("hashing:"):
         try:
@@ -181,4 +182,4 @@ def load_encoder(name: str, device: str = "cpu", runtime: str = "torch", onnx_ca
             raise ModelLoadError(f"bad hashing encoder spec {name!r}; expected hashing:<dimension>") from exc
     if Path(name).expanduser().exists():
         name = str(Path(name).expanduser().resolve())
-    return SentenceTransformerEncoder(name, device=device, runtime=runtime, onnx_cache_dir=onnx_cache_dir)
+    return SentenceTransformerEncoder(name, device=device, runtime=runtime, onnx_cache_dir=onnx_cache_dir, threads=threads)

@@ -42,9 +42,10 @@ NO_ANSWER_MESSAGE = "The documents don't say."
 class Pipeline:
     def __init__(self, settings: Settings, encoder: Encoder | None = None, reader: Reader | None = None):
         self.settings = settings
-        self.encoder = encoder or load_encoder(settings.embedding_model, settings.device, settings.encoder_runtime, settings.onnx_cache_dir)
+        self.encoder = encoder or load_encoder(settings.embedding_model, settings.device, settings.encoder_runtime, settings.onnx_cache_dir,
+                                                settings.onnx_threads)
         self.reader = reader or load_reader(settings.reader, settings.max_answer_tokens, settings.device,
-                                             settings.reader_runtime, settings.onnx_cache_dir)
+                                             settings.reader_runtime, settings.onnx_cache_dir, settings.onnx_threads)
         self.retriever = Retriever(self.encoder)
         self._reading = MicroBatcher(self._read_items) if MICRO_BATCH else None
         self._index: CorpusIndex | None = None

@@ -17,17 +17,19 @@ from rag.settings import RetrievalMode, Settings
 from rag.store.corpus_index import CorpusIndex
 from rag.types import PassageScores, RetrievedPassage
 
-MODES = ("bm25", "dense", "hybrid")
+MODES = tuple(mode.value for mode in RetrievalMode)
 
 
 @dataclass(frozen=True)
 class RetrievalParams:
-    mode: RetrievalMode = "hybrid"
-    top_k: int = 5
-    candidate_depth: int = 50
-    rrf_k: int = 60
-    bm25_weight: float = 1.0
-    dense_weight: float = 1.0
+    # Defaults are the service's (Settings), so a caller that builds params directly (rag bench)
+    # retrieves exactly as the service does.
+    mode: RetrievalMode = RetrievalMode.HYBRID
+    top_k: int = Settings.model_fields["top_k"].default
+    candidate_depth: int = Settings.model_fields["candidate_depth"].default
+    rrf_k: int = Settings.model_fields["rrf_k"].default
+    bm25_weight: float = Settings.model_fields["bm25_weight"].default
+    dense_weight: float = Settings.model_fields["dense_weight"].default
 
     @classmethod
     def from_settings(cls, settings: Settings, mode: str | None = None, top_k: int | None = None) -> RetrievalParams:
@@ -35,7 +37,7 @@ class RetrievalParams:
         if mode not in MODES:
             raise InvalidRequest(f"unknown retrieval mode {mode!r}; use one of {', '.join(MODES)}")
         return cls(
-            mode=mode,  # type: ignore[arg-type]
+            mode=RetrievalMode(mode),
             top_k=top_k or settings.top_k,
             candidate_depth=settings.candidate_depth,
             rrf_k=settings.rrf_k,

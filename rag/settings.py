@@ -6,14 +6,24 @@ never queried with a different encoder than the one that built it.
 """
 from __future__ import annotations
 
+from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-RetrievalMode = Literal["bm25", "dense", "hybrid"]
+from rag.host import usable_cores
+
+
+
+class RetrievalMode(StrEnum):
+    """How passages are found: the one definition of the modes (settings, API, chat, CLI, eval)."""
+
+    BM25 = "bm25"
+    DENSE = "dense"
+    HYBRID = "hybrid"
 VectorBackend = Literal["faiss", "milvus"]
 FaissIndexKind = Literal["auto", "flat", "hnsw", "ivf", "ivfpq"]
 
@@ -36,6 +46,8 @@ class Settings(BaseSettings):
     # Where texts are encoded: "auto" = ONNX Runtime for a local model on CPU (~7 ms per
     # question instead of ~16 ms on PyTorch, passages 1.3x faster, same vectors:
     # rag/embedding_onnx.py), PyTorch otherwise; "torch" or "onnx" force one.
+    # ONNX Runtime threads for the encoder and the reader: the cores this process may use.
+    onnx_threads: int = Field(default_factory=usable_cores, ge=1)
     encoder_runtime: Literal["auto", "torch", "onnx"] = "auto"
     # The same for the span reader: ~2x faster on ONNX Runtime, logits within 1e-5
     # (rag/reading/span_onnx.py).
@@ -53,7 +65,7 @@ class Settings(BaseSettings):
     window_overlap_sentences: int = Field(1, ge=0, le=5)
 
     # --- retrieval -----------------------------------------------------------------------
-    retrieval_mode: RetrievalMode = "hybrid"
+    retrieval_mode: RetrievalMode = RetrievalMode.HYBRID
     top_k: int = Field(5, ge=1, le=100)
     # Each retriever contributes this many candidates to fusion.  50 gives fusion room to
     # promote a passage ranked low by one retriever and high by the other.
@@ -84,7 +96,7 @@ class Settings(BaseSettings):
     # A file path runs Milvus Lite embedded (e.g. index/milvus.db); http://host:19530 reaches a
     # Milvus server or cluster.  Empty: <index_dir>/milvus.db.
     milvus_uri: str = ""
-    milvus_token: str = ""
+    milvus_token: SecretStr = SecretStr("")
     # Each index version gets its own collection, "<milvus_collection>_<version>", so a new
     # version never disturbs queries on the old one (atomic switch as with FAISS files).
     milvus_collection: str = "rag_passages"
@@ -134,8 +146,9 @@ class Settings(BaseSettings):
     # Per client address, in the `limits` notation ("300/minute", "10/second;1000/hour");
     # empty: no rate limit.  Applies to /v1/* only (not to health checks or /metrics).
     rate_limit: str = "300/minute"
-    # Comma-separated origins allowed to call the API from a browser ("*": any); empty: none.
-    cors_origins: str = ""
+    # Origins allowed to call the API from a browser ("*": any); empty: none.  The variable is
+    # comma-separated (RAG_CORS_ORIGINS=https://a.example,https://b.example).
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # One JSON line per request (with its request id) on stderr, logger "rag.access".
     log_json: bool = True
 
@@ -157,15 +170,52 @@ class Settings(BaseSettings):
     # reader_top_k 3).  2400/minute = 600 questions a minute = 10 per second, about what 2
     # cores answer (9.5/s), so one client cannot take more than the machine.  Empty: off.
     work_budget: str = "2400/minute"
-    # Comma-separated addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For
-    # names the client; from anyone else the header is ignored.  Empty: trust no one.
-    trusted_proxies: str = ""
+    # Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For names the client;
+    # from anyone else the header is ignored.  Empty: trust no one.  Comma-separated variable.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Slow clients: a request's headers must arrive within header_timeout_s of the connection
     # (or of the previous response), and its body may pause at most body_idle_timeout_s between
     # chunks and take body_total_timeout_s in all (25 MB at 83 KB/s), else 408 / closed.
     header_timeout_s: float = Field(10.0, gt=0)
     body_idle_timeout_s: float = Field(30.0, gt=0)
     body_total_timeout_s: float = Field(300.0, gt=0)
+
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
+    @classmethod
+    def _comma_separated(cls, value):
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for part in value:
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"RAG_TRUSTED_PROXIES: {part!r} is not an address or network: {exc}") from exc
+        return value
+
+    @field_validator("rate_limit", "work_budget")
+    @classmethod
+    def _rate(cls, value: str, info) -> str:
+        if value.strip():
+            from limits import parse_many
+
+            try:
+                parse_many(value)
+            except ValueError as exc:
+                raise ValueError(f"RAG_{info.field_name.upper()}={value!r} is not a rate like '300/minute': {exc}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _reads_need_a_key(self) -> Settings:
+        if self.require_auth_for_reads and not (self.api_keys.get_secret_value().strip() or self.read_api_keys.get_secret_value().strip()):
+            raise ValueError("RAG_REQUIRE_AUTH_FOR_READS is on but no key is set: set RAG_API_KEYS or RAG_READ_API_KEYS")
+        return self
 
 
 @lru_cache(maxsize=1)

@@ -38,9 +38,10 @@ def question_cost(settings: Settings) -> int:
     return 1 + settings.reader_top_k
 
 
-def parse_networks(raw: str) -> tuple[Network, ...]:
+def parse_networks(raw: str | list[str]) -> tuple[Network, ...]:
     networks = []
-    for part in (p.strip() for p in raw.split(",")):
+    parts = raw.split(",") if isinstance(raw, str) else raw
+    for part in (p.strip() for p in parts):
         if not part:
             continue
         try:
@@ -53,7 +54,7 @@ def parse_networks(raw: str) -> tuple[Network, ...]:
 class ClientAddress:
     """``client_address(scope)``: the peer, or the client named by a trusted proxy."""
 
-    def __init__(self, trusted_proxies: str):
+    def __init__(self, trusted_proxies: str | list[str]):
         self.networks = parse_networks(trusted_proxies)
 
     def _trusted(self, address: str) -> bool:

@@ -158,7 +158,7 @@ def setup(app: FastAPI, settings: Settings) -> None:
         except ValueError as exc:
             raise ValueError(f"RAG_RATE_LIMIT={settings.rate_limit!r} is not a rate like '300/minute': {exc}") from exc
         app.add_middleware(RateLimit, spec=settings.rate_limit, client_address=client_address)
-    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    origins = list(settings.cors_origins)
     if origins:
         app.add_middleware(
             CORSMiddleware,

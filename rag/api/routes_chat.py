@@ -34,6 +34,7 @@ from rag.chat import ChatAnswer, ChatTurn, Rewrite, build_chat_answer, count_tok
 from rag.errors import InvalidRequest, RagError
 from rag.pipeline import Pipeline
 from rag.types import Citation
+from rag.settings import RetrievalMode
 
 router = APIRouter(prefix="/v1", tags=["chat (OpenAI-compatible)"])
 
@@ -76,7 +77,7 @@ class ChatCompletionRequest(BaseModel):
     stream_options: StreamOptions | None = None
     n: int | None = Field(None, ge=1, le=1, description="Only one choice is produced.")
     top_k: int | None = Field(None, ge=1, le=100, description="Extension: passages retrieved (as in /v1/ask).")
-    mode: Literal["bm25", "dense", "hybrid"] | None = Field(None, description="Extension: retrieval mode.")
+    mode: RetrievalMode | None = Field(None, description="Extension: retrieval mode.")
 
 
 def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:

@@ -1,11 +1,13 @@
 """Pydantic models for every request and response body of the HTTP API."""
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-Mode = Literal["bm25", "dense", "hybrid"]
+from rag.settings import RetrievalMode
+
+Mode = RetrievalMode
 
 
 def well_formed(text: str) -> str:

@@ -21,11 +21,12 @@ import typer
 
 from rag.errors import RagError
 from rag.evaluation.gold import GoldFormatError
+from rag.settings import RetrievalMode
 
 log = logging.getLogger(__name__)
 
 SQUAD_MODES = ("reader", "open")
-RETRIEVAL_MODES = ("bm25", "dense", "hybrid")
+RETRIEVAL_MODES = tuple(mode.value for mode in RetrievalMode)
 
 
 def _fail(message: str) -> None:

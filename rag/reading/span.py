@@ -272,6 +272,7 @@ class SpanReader(Reader):
         threshold: float | None = None,
         runtime: str = "torch",
         onnx_cache_dir: Path | None = None,
+        onnx_threads: int | None = None,
     ):
         if runtime not in ("torch", "onnx", "auto"):
             raise ValueError("runtime must be 'torch', 'onnx' or 'auto'")
@@ -287,6 +288,7 @@ class SpanReader(Reader):
         self.quantize = quantize
         self.runtime = runtime
         self.onnx_cache_dir = onnx_cache_dir
+        self.onnx_threads = onnx_threads
         self._threshold_override = threshold
         self.calibration = Calibration()
         self._model = None
@@ -337,7 +339,7 @@ class SpanReader(Reader):
         def build():
             from rag.reading.span_onnx import OnnxQAModel
 
-            return OnnxQAModel.for_model(model, tokenizer, Path(self.model_name), self.onnx_cache_dir, self.num_threads or 2)
+            return OnnxQAModel.for_model(model, tokenizer, Path(self.model_name), self.onnx_cache_dir, self.onnx_threads or self.num_threads or 2)
 
         return onnx_or(self.runtime, self.device, Path(self.model_name), build, model, "the reader")
 

@@ -29,7 +29,7 @@ def make_vector_store(settings: Settings) -> VectorStore:
     if settings.vector_backend == "milvus":
         from rag.store.milvus_store import MilvusStore
 
-        return MilvusStore(milvus_uri(settings), settings.milvus_collection, settings.milvus_token, settings.milvus_index_type)
+        return MilvusStore(milvus_uri(settings), settings.milvus_collection, settings.milvus_token.get_secret_value(), settings.milvus_index_type)
     raise ValueError(f"unknown vector backend {settings.vector_backend!r}; use one of {', '.join(BACKENDS)}")
 
 
@@ -44,7 +44,7 @@ def load_vector_store(folder: Path, description: dict, settings: Settings | None
         from rag.store.milvus_store import MilvusStore
 
         uri = settings.milvus_uri if settings is not None and settings.milvus_uri else None
-        token = settings.milvus_token if settings is not None else ""
+        token = settings.milvus_token.get_secret_value() if settings is not None else ""
         return MilvusStore.load(folder, uri=uri, token=token)
     raise ValueError(f"index built with unknown vector backend {backend!r}")
 
