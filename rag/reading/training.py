@@ -146,7 +146,7 @@ def calibrate(model, tokenizer, cfg, dev, amp, held_mixed, seed: int, limit: int
     use = [SimpleNamespace(golds=g) for g, _c, _cs in retrieval_sets]
     use_preds = te.retrieval_predictions(retrieval_sets, calibration)
     calibration.threshold = te.best_threshold(use, use_preds)
-    preds = te.reader_predictions(model, tokenizer, reader_set, cfg, dev, amp, calibration)
+    preds = te.rescored(reader_set, raw, calibration)
     info = {"calibration": {**calibration.to_dict(), **cal_info, "real_use_k": k},
             "heldout_v2": te.v2_scores(reader_set, preds, calibration.threshold),
             "heldout_real_use": te.v2_scores(use, use_preds, calibration.threshold),

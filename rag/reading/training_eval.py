@@ -48,6 +48,15 @@ def reader_predictions(model, tokenizer, examples: Sequence[QAExample], cfg, dev
     return out
 
 
+def rescored(examples: Sequence[QAExample], preds, calibration: Calibration):
+    """``reader_predictions`` again under another calibration, from the candidates already read."""
+    out = []
+    for ex, (_t, _p, cs) in zip(examples, preds):
+        ranked = rank_candidates([cs], calibration)
+        out.append((ex.context[ranked[0][1].start : ranked[0][1].end], ranked[0][0], cs) if ranked else ("", 0.0, cs))
+    return out
+
+
 def v1_scores(examples: Sequence[QAExample], preds) -> dict[str, float]:
     """Always-answer EM/F1 (x100) over answerable examples."""
     ems, f1s = [], []
