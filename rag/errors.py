@@ -40,3 +40,7 @@ class DocumentTooLarge(UnsupportedDocument):
 
 class DocumentConflict(RagError):
     """An upload would silently replace a different document with the same id: HTTP 409."""
+
+
+class PayloadTooLarge(RagError):
+    """Too many bytes or too many documents in one request: HTTP 413."""

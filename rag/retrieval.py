@@ -61,11 +61,11 @@ class Retriever:
         if params.mode in ("dense", "hybrid"):
             vectors = self.encoder.encode(queries, show_progress=False) if len(queries) > 1 else self.encoder.encode_query(queries[0])[None, :]
         return [
-            self._search_one(index, query, vectors[i] if vectors is not None else None, params)
+            self.search_one(index, query, vectors[i] if vectors is not None else None, params)
             for i, query in enumerate(queries)
         ]
 
-    def _search_one(self, index: CorpusIndex, query: str, query_vector: np.ndarray | None, params: RetrievalParams) -> list[RetrievedPassage]:
+    def search_one(self, index: CorpusIndex, query: str, query_vector: np.ndarray | None, params: RetrievalParams) -> list[RetrievedPassage]:
         depth = max(params.candidate_depth, params.top_k)
         bm25_all = index.lexical.scores(query) if params.mode in ("bm25", "hybrid") else None
 

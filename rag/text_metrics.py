@@ -1,5 +1,8 @@
 """SQuAD's official answer normalisation, EM and F1 (the v1.1/v2.0 evaluation script's definitions).
 
+A neutral module: reading (answer de-duplication), training and evaluation all use it, and none
+of them imports another through it.
+
 An empty gold list means "unanswerable": predicting "" (abstaining) scores 1, anything else 0.
 """
 from __future__ import annotations

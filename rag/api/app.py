@@ -12,37 +12,13 @@ from starlette.concurrency import run_in_threadpool
 from rag import __version__
 from rag.api import edge_errors, limits, observability, routes_batch, security
 from rag.api import docs_offline, routes_chat, routes_documents, routes_health, routes_qa, routes_web
-from rag.errors import (
-    DocumentConflict,
-    DocumentNotFound,
-    IndexIncompatible,
-    IndexNotFound,
-    InvalidRequest,
-    ModelLoadError,
-    NotReady,
-    RagError,
-    UnsupportedDocument,
-)
-from rag.ingest import DocumentTooLarge
+from rag.api.errors import status_for
+from rag.errors import RagError
 from rag.pipeline import Pipeline
 from rag.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
-# Our exception types -> HTTP status; the pipeline never sees HTTP.
-STATUS_FOR_ERROR: list[tuple[type[RagError], int]] = [
-    (limits.PayloadTooLarge, 413),
-    (DocumentTooLarge, 413),
-    (InvalidRequest, 422),
-    (UnsupportedDocument, 415),
-    (DocumentNotFound, 404),
-    (DocumentConflict, 409),
-    (NotReady, 503),
-    (IndexNotFound, 503),
-    (IndexIncompatible, 503),
-    (ModelLoadError, 503),
-    (RagError, 400),
-]
 
 
 def create_app(settings: Settings | None = None, pipeline: Pipeline | None = None, warm_up: bool = True) -> FastAPI:
@@ -70,7 +46,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
 
     @app.exception_handler(RagError)
     async def rag_error(request: Request, exc: RagError) -> JSONResponse:
-        status = next(code for kind, code in STATUS_FOR_ERROR if isinstance(exc, kind))
+        status = status_for(exc)
         return JSONResponse(status_code=status, content={"detail": str(exc)})
 
     @app.exception_handler(RequestValidationError)

@@ -31,7 +31,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from rag.api.budget import ClientAddress, WorkBudget
 from rag.api.security import access_needed
-from rag.errors import RagError
+from rag.errors import PayloadTooLarge  # noqa: F401 - raised by the body-size middleware, re-exported
 from rag.settings import Settings
 
 Scope = dict[str, Any]
@@ -39,10 +39,6 @@ Receive = Callable[[], Awaitable[dict]]
 Send = Callable[[dict], Awaitable[None]]
 
 RATE_LIMITED_PREFIXES = ("/v1/",)
-
-
-class PayloadTooLarge(RagError):
-    """Too many bytes or too many documents in one request: HTTP 413."""
 
 
 async def send_json(send: Send, status: int, body: dict, headers: dict[str, str] | None = None) -> None:

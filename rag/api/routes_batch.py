@@ -17,9 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rag.api.budget import SEARCH_COST, charge, question_cost
 from rag.api.deps import PipelineDep
-from rag.api.limits import PayloadTooLarge
 from rag.api.schemas import AskResponse, Mode, SearchResponse, Text
-from rag.errors import InvalidRequest
+from rag.errors import InvalidRequest, PayloadTooLarge
 from rag.retrieval import RetrievalParams
 from rag.types import passage_to_dict
 

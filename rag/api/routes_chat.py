@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException
 
 from rag.api.budget import charge, question_cost
 from rag.api.deps import PipelineDep
+from rag.api.errors import status_for
 from rag.api.schemas import Text
 from rag.chat import ChatAnswer, ChatTurn, Rewrite, build_chat_answer, count_tokens, rewrite_question
 from rag.errors import InvalidRequest, RagError
@@ -128,11 +129,10 @@ class OpenAIError(Exception):
 
 
 def _from_rag_error(exc: RagError) -> OpenAIError:
-    from rag.api.app import STATUS_FOR_ERROR  # late: app imports this module
 
     if isinstance(exc, InvalidRequest):
         return OpenAIError(400, str(exc), param="messages")
-    status = next(code for kind, code in STATUS_FOR_ERROR if isinstance(exc, kind))
+    status = status_for(exc)
     return OpenAIError(status, str(exc), "service_unavailable" if status == 503 else "invalid_request_error")
 
 

@@ -18,8 +18,7 @@ from starlette.exceptions import HTTPException
 
 from rag.api.deps import PipelineDep
 from rag.api.schemas import DocumentDetail, DocumentIn, DocumentList, ErrorResponse, IndexChange
-from rag.api.limits import PayloadTooLarge
-from rag.errors import DocumentConflict, InvalidRequest, RagError, UnsupportedDocument
+from rag.errors import DocumentConflict, InvalidRequest, PayloadTooLarge, RagError, UnsupportedDocument
 from rag.ingest import (
     METADATA_FIELDS,
     DocumentTooLarge,

@@ -100,7 +100,7 @@ def bench_text(sample, synthetic: SyntheticCorpus, encoder, size: int, questions
     items = [questions[i % len(questions)] for i in range(timing_queries)]
     query_vectors = encoder.encode(items, show_progress=False)
     bm25 = percentiles(timed(lexical.scores, items))
-    hybrid = percentiles(timed(lambda i: retriever._search_one(index, items[i], query_vectors[i], params), list(range(len(items)))))
+    hybrid = percentiles(timed(lambda i: retriever.search_one(index, items[i], query_vectors[i], params), list(range(len(items)))))
     return {"passages": size, "index": dense.kind, "build_s_without_embedding": round(build_s, 2),
             "bm25_ms": bm25, "hybrid_without_encoding_ms": hybrid,
             "load_average_before": load_before, "load_average_after": load_average()}

@@ -130,7 +130,7 @@ def evaluate_squad_open(pipeline: Pipeline, squad: SquadSet, *, index_dir: Path 
     these paragraphs with the same encoder: nothing is re-embedded).
     """
     timings: dict[str, float] = {}
-    with _index_folder(index_dir) as folder:
+    with index_folder(index_dir) as folder:
         pipeline = _with_index(pipeline, Path(folder))
         started = time.perf_counter()
         report = pipeline.upsert_documents(squad_documents(squad), origin="file")
@@ -144,7 +144,7 @@ def evaluate_squad_open(pipeline: Pipeline, squad: SquadSet, *, index_dir: Path 
     return _from_records("squad", records, config, retrieval=True, citations=True, timings=timings)
 
 
-def _index_folder(index_dir: Path | None):
+def index_folder(index_dir: Path | None):
     if index_dir is None:
         return tempfile.TemporaryDirectory(prefix="rag-eval-")
     Path(index_dir).mkdir(parents=True, exist_ok=True)
@@ -223,7 +223,7 @@ def beir_run(pipeline: Pipeline, beir: BeirSet, back: dict[str, str], params: Re
 def evaluate_beir(pipeline: Pipeline, beir: BeirSet, *, mode: str = "hybrid", index_dir: Path | None = None,
                   batch_size: int = 64, source: str = "", candidate_depth: int | None = None) -> Evaluation:
     timings: dict[str, float] = {}
-    with _index_folder(index_dir) as folder:
+    with index_folder(index_dir) as folder:
         pipeline, back, timings["index"] = build_beir_index(pipeline, beir, Path(folder))
         overrides = {"candidate_depth": candidate_depth} if candidate_depth else {}
         params = beir_params(pipeline, mode, **overrides)

@@ -14,7 +14,7 @@ from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rag.evaluation.squad_metrics import normalize_answer
+from rag.text_metrics import normalize_answer
 from rag.ingest import slugify
 
 ALLOWED_FIELDS = {"id", "question", "answers", "doc", "evidence", "type", "note", "tags"}

@@ -1,6 +1,6 @@
 """Aggregate per-question records into the reported metrics.
 
-QA metrics use SQuAD's official normalisation and definitions (``squad_metrics``): EM and F1 are
+QA metrics use SQuAD's official normalisation and definitions (``rag.text_metrics``): EM and F1 are
 0-100 over all questions, an abstention on an unanswerable question scoring 100.  Retrieval and
 BEIR metrics are computed by ir-measures (pytrec_eval underneath), averaged over every question
 (a question with nothing relevant retrieved scores 0, never drops out of the mean).

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from rag.errors import RagError
 from rag.evaluation.gold import GoldQuestion, doc_matches, supports
-from rag.evaluation.squad_metrics import best_over_golds
+from rag.text_metrics import best_over_golds
 from rag.pipeline import Pipeline
 from rag.reading import Reader
 from rag.types import Paragraph, Passage, QAResult, RetrievedPassage

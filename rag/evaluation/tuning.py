@@ -15,7 +15,7 @@ import numpy as np
 
 from rag.embedding import Encoder
 from rag.evaluation import metrics as M
-from rag.evaluation.benchmarks import _index_folder, beir_params, beir_run, build_beir_index
+from rag.evaluation.benchmarks import index_folder, beir_params, beir_run, build_beir_index
 from rag.evaluation.datasets import BeirSet
 from rag.pipeline import Pipeline
 from rag.retrieval import Retriever
@@ -53,7 +53,7 @@ def tune_fusion(pipeline: Pipeline, beir: BeirSet, *, index_dir: Path | None = N
                 depths: Sequence[int] = DEPTHS) -> dict:
     """Stage 1: weights x rrf_k at full depth (nDCG@10, recall@100, mrr@10), best first.
     Stage 2: candidate_depth at the best weights, with 20 passages per query (nDCG@10, mrr@10)."""
-    with _index_folder(index_dir) as folder:
+    with index_folder(index_dir) as folder:
         pipeline, back, _ = build_beir_index(pipeline, beir, Path(folder))
         retriever = Retriever(CachedQueryEncoder(pipeline.encoder))
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from rag.evaluation.squad_metrics import normalize_answer
+from rag.text_metrics import normalize_answer
 from rag.types import AnswerSpan
 
 # An alternative is shown only when its score is at least this share of the best answer's (and

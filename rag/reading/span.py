@@ -26,6 +26,7 @@ from pathlib import Path
 from rag.errors import ModelLoadError
 from rag.reading.answers import select_answers
 from rag.reading.base import Reader
+from rag.reading.qa_model import load_qa_model
 from rag.types import AnswerSpan, ReaderOutput, RetrievedPassage
 
 CALIBRATION_FILE = "reader_calibration.json"
@@ -86,16 +87,6 @@ class SpanCandidate:
     score: float  # start logit + end logit
     null: float  # the window's [CLS] start + end logit
     margin: float  # score - null
-
-
-def load_qa_model(name: str | Path, **kwargs):
-    """AutoModelForQuestionAnswering in fp32 (the shipped weights are fp16 on disk)."""
-    import torch
-    import transformers
-    from transformers import AutoModelForQuestionAnswering
-
-    key = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
-    return AutoModelForQuestionAnswering.from_pretrained(str(name), **{key: torch.float32}, **kwargs)
 
 
 def truncate_question(tokenizer, question: str, max_tokens: int = MAX_QUESTION_TOKENS) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from rag.onnx_cache import INPUTS, export_module, load_checked
+from rag.reading.qa_model import load_qa_model
 
 # Largest start/end logit difference to PyTorch on the probes that we accept (typical: 1e-5;
 # logits are O(10), so 1e-3 cannot change which span wins except on exact ties).
@@ -56,8 +57,6 @@ class OnnxQAModel:
         axes = {"start_logits": {0: "batch", 1: "tokens"}, "end_logits": {0: "batch", 1: "tokens"}}
 
         def export(target: Path) -> None:
-            from rag.reading.span import load_qa_model
-
             # A fresh copy with eager attention: traced SDPA attention does not match PyTorch.
             eager = load_qa_model(model_dir, attn_implementation="eager")
             export_module(Logits(eager), example, target, ["start_logits", "end_logits"], axes)

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import typer
 
-from rag.reading.span import default_reader_path, encode_pairs, load_qa_model
+from rag.reading.qa_model import load_qa_model
+from rag.reading.span import default_reader_path, encode_pairs
 from rag.reading.training_data import QAExample, flatten, load_eval_squad, load_training_articles, make_negatives, split_heldout, subsample
 
 PRESETS: dict[str, dict] = {

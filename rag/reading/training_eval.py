@@ -1,6 +1,6 @@
 """Evaluation, score calibration and threshold choice for the span reader.
 
-Metrics are the official SQuAD ones (``rag.evaluation.squad_metrics``).  Reader mode means the
+Metrics are the official SQuAD ones (``rag.text_metrics``).  Reader mode means the
 gold paragraph is given.  SQuAD 2.0 accounting: abstaining ("") is right on an unanswerable
 question, and a question is answered iff its best calibrated probability >= the threshold.
 """
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rag.evaluation.squad_metrics import best_over_golds, f1, normalize_answer
+from rag.text_metrics import best_over_golds, f1, normalize_answer
 from rag.reading.span import Calibration, SpanCandidate, predict_pairs, rank_candidates
 from rag.reading.training_data import BM25, QAExample
 

@@ -1,0 +1,37 @@
+"""Our exception types -> HTTP status codes: the one mapping the API edge uses (the pipeline
+never sees HTTP).  Its own module so that routes (the chat route's OpenAI-style errors) and the
+app factory both read it without importing each other."""
+from __future__ import annotations
+
+from rag.errors import (
+    DocumentConflict,
+    DocumentNotFound,
+    DocumentTooLarge,
+    IndexIncompatible,
+    IndexNotFound,
+    InvalidRequest,
+    ModelLoadError,
+    NotReady,
+    PayloadTooLarge,
+    RagError,
+    UnsupportedDocument,
+)
+
+# First match wins: subclasses before their bases (DocumentTooLarge is an UnsupportedDocument).
+STATUS_FOR_ERROR: list[tuple[type[RagError], int]] = [
+    (PayloadTooLarge, 413),
+    (DocumentTooLarge, 413),
+    (InvalidRequest, 422),
+    (UnsupportedDocument, 415),
+    (DocumentNotFound, 404),
+    (DocumentConflict, 409),
+    (NotReady, 503),
+    (IndexNotFound, 503),
+    (IndexIncompatible, 503),
+    (ModelLoadError, 503),
+    (RagError, 400),
+]
+
+
+def status_for(exc: RagError) -> int:
+    return next(code for kind, code in STATUS_FOR_ERROR if isinstance(exc, kind))
