@@ -18,7 +18,6 @@ CORS is closed unless ``RAG_CORS_ORIGINS`` lists origins.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -29,6 +28,7 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
+from rag.api.asgi import send_json
 from rag.api.budget import ClientAddress, WorkBudget
 from rag.api.security import access_needed
 from rag.errors import PayloadTooLarge  # noqa: F401 - raised by the body-size middleware, re-exported
@@ -39,14 +39,6 @@ Receive = Callable[[], Awaitable[dict]]
 Send = Callable[[dict], Awaitable[None]]
 
 RATE_LIMITED_PREFIXES = ("/v1/",)
-
-
-async def send_json(send: Send, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
-    payload = json.dumps(body).encode("utf-8")
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-    raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": payload})
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

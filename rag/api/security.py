@@ -44,6 +44,7 @@ from typing import Literal
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from rag.api.asgi import send_json
 from rag.api.write_guard import Refused, Scope, check_content_type, check_cross_site, header
 from rag.settings import Settings
 
@@ -212,8 +213,6 @@ class AccessControl:
             try:
                 enforce(self.keys, scope)
             except Refused as exc:
-                from rag.api.limits import send_json  # late: limits imports this module
-
                 await send_json(send, exc.status, {"detail": exc.detail}, exc.headers)
                 return
         await self.app(scope, receive, send)
