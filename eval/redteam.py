@@ -238,7 +238,7 @@ def main() -> int:
     finally:
         shutil.rmtree(base, ignore_errors=True)
     elapsed = time.monotonic() - started
-    print(f"\n| item | scenario | issue 11 saw | now | result |\n|---|---|---|---|---|")
+    print("\n| item | scenario | issue 11 saw | now | result |\n|---|---|---|---|---|")
     for item, scenario, before, now, ok in rows:
         print(f"| {item} | {scenario} | {before} | {now} | {'pass' if ok else 'FAIL'} |")
     print(f"\n{sum(r[4] for r in rows)}/{len(rows)} passed in {elapsed:.0f} s")

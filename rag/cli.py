@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from rag import __version__
+from rag.settings import RetrievalMode
 from rag.errors import RagError
 from rag.extras import MissingExtra, require, require_vector_backend
 from rag.settings import Settings
@@ -205,7 +206,6 @@ def serve_command(
 from rag.bench.command import bench_command  # noqa: E402
 from rag.evaluation.command import eval_command  # noqa: E402
 from rag.reading.training import train_reader_command  # noqa: E402
-from rag.settings import RetrievalMode
 
 
 

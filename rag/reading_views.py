@@ -94,20 +94,21 @@ def read_with_views(reader, questions: list[str], passages: list[list[RetrievedP
     """``reader.read_batch`` over reading views; every span comes back in source coordinates."""
     views = [[reading_view(rp) for rp in ps] for ps in passages]
     outputs = reader.read_batch(questions, [[v.retrieved for v in vs] for vs in views], top_n=top_n)
-    for output, vs in zip(outputs, views):
+    for output, vs in zip(outputs, views, strict=True):
         by_view = {id(v.retrieved): v for v in vs}
-
-        def back(span: AnswerSpan) -> AnswerSpan | None:
-            view = by_view.get(id(span.retrieved))
-            mapped = view.map_back(span) if view is not None else span
-            if mapped is not None and span.supporting:
-                mapped.supporting = [s for s in (back(s) for s in span.supporting) if s is not None]
-            return mapped
-
         spans: list[AnswerSpan] = []
         for span in output.spans:
-            mapped = back(span)
+            mapped = _back(span, by_view)
             if mapped is not None and not any(m.retrieved is mapped.retrieved and (m.start, m.end) == (mapped.start, mapped.end) for m in spans):
                 spans.append(mapped)
         output.spans = spans
     return outputs
+
+
+def _back(span: AnswerSpan, by_view: dict[int, ReadingView]) -> AnswerSpan | None:
+    """``span`` and the spans supporting it, in source characters."""
+    view = by_view.get(id(span.retrieved))
+    mapped = view.map_back(span) if view is not None else span
+    if mapped is not None and span.supporting:
+        mapped.supporting = [s for s in (_back(s, by_view) for s in span.supporting) if s is not None]
+    return mapped

@@ -185,7 +185,7 @@ def document_error_responses(app: FastAPI, settings: Settings) -> None:
                 responses = operation["responses"]
                 needed = access_needed(method.upper(), path)
 
-                def add(code: int, description: str) -> None:
+                def add(code: int, description: str, responses: dict = responses) -> None:
                     responses.setdefault(str(code), {"description": description, "content": _ERROR_CONTENT})
 
                 if "422" in responses:

@@ -68,7 +68,7 @@ def bench_vectors(synthetic: SyntheticCorpus, queries: np.ndarray, size: int, co
             "of_which_file_backed": round(shared2 - shared0, 1),
             "heap": round((rss2 - shared2) - (rss0 - shared0), 1),
         }
-        del loaded
+        loaded = None  # frees the index (a del would leave the lambda above a dangling name)
     row["exact_search_ms"] = flat_ms or (row["search_ms"] if row["index"] == "flat" else None)
     row["load_average_before"] = load_before
     row["load_average_after"] = load_average()

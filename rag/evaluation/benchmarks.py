@@ -95,7 +95,7 @@ def evaluate_gold(pipeline: Pipeline, questions: Sequence[GoldQuestion], *, mode
 
 def _doc_names(index) -> set[str]:
     names = set(index.documents)
-    for doc_id, stored in index.documents.items():
+    for stored in index.documents.values():
         if stored.document.source_path:
             names.add(Path(stored.document.source_path).name)
             names.add(Path(stored.document.source_path).stem)

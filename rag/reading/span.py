@@ -185,7 +185,6 @@ def predict_pairs(
     import torch
 
     enc = encode_pairs(tokenizer, questions, contexts, max_seq_len, doc_stride)
-    n_windows = len(enc["input_ids"])
     sample_of = enc["overflow_to_sample_mapping"]
     masks = context_masks(enc)
     out: list[list[SpanCandidate]] = [[] for _ in questions]
