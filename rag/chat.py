@@ -51,7 +51,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rag.chunking import sentence_around
 from rag.types import Citation, QAResult
 
 ABSTENTION = "The documents do not answer this question."
@@ -318,16 +317,6 @@ def page_label(pages: list[int]) -> str:
     return f"p. {pages[0]}, " if len(pages) == 1 else f"pp. {pages[0]}-{pages[-1]}, "
 
 
-def quote_offsets(citation: Citation, context: str) -> tuple[int, int]:
-    """Where the quoted sentence (``Answer.context``) lies in the cited paragraph."""
-    text = citation.paragraph_text
-    start, end = sentence_around(text, citation.answer_start, citation.answer_end)
-    if text[start:end] == context:
-        return start, end
-    found = text.find(context, max(0, citation.answer_end - len(context)))
-    return (found, found + len(context)) if found >= 0 else (citation.answer_start, citation.answer_end)
-
-
 def build_chat_answer(
     result: QAResult,
     rewrite: Rewrite,
@@ -361,7 +350,7 @@ def build_chat_answer(
         citation = answer.citation
         url = paragraph_url(citation)
         title = citation.title or citation.document_id
-        start, end = quote_offsets(citation, answer.context)
+        start, end = answer.context_start, answer.context_end
         citations.append(asdict(citation))
         answers.append(
             {

@@ -192,7 +192,8 @@ class Pipeline:
             section=paragraph.section,
             pages=list(paragraph.pages),
         )
-        return Answer(text=span.text, score=round(span.score, 4), context=paragraph.text[ctx_start:ctx_end], citation=citation)
+        return Answer(text=span.text, score=round(span.score, 4), context=paragraph.text[ctx_start:ctx_end], citation=citation,
+                      context_start=ctx_start, context_end=ctx_end)
 
     # ------------------------------------------------------------------------- documents
     def documents(self) -> list[dict]:

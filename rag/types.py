@@ -137,6 +137,10 @@ class Answer:
     citation: Citation
     # Other paragraphs that quote the same answer text (``citation`` is the best of them).
     supporting: list[Citation] = field(default_factory=list)
+    # Where ``context`` lies in the cited paragraph: paragraph_text[context_start:context_end]
+    # == context (Haystack's context offsets); the answer lies inside it.
+    context_start: int = 0
+    context_end: int = 0
 
 
 @dataclass

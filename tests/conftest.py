@@ -32,6 +32,8 @@ def assert_offsets(result: dict, documents: dict[str, str]) -> None:
         assert c["paragraph_text"][c["answer_start"] : c["answer_end"]] == answer["text"]
         assert documents[c["document_id"]][c["doc_start"] : c["doc_end"]] == c["paragraph_text"]
         assert answer["text"] in answer["context"]
+        assert c["paragraph_text"][answer["context_start"] : answer["context_end"]] == answer["context"]
+        assert answer["context_start"] <= c["answer_start"] and c["answer_end"] <= answer["context_end"]
     for passage in result["passages"]:
         assert documents[passage["document_id"]][passage["doc_start"] : passage["doc_end"]] == passage["text"]
 

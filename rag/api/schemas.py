@@ -57,6 +57,8 @@ class AnswerModel(BaseModel):
     text: str
     score: float
     context: str = Field(description="The sentence around the answer.")
+    context_start: int = Field(0, description="citation.paragraph_text[context_start:context_end] == context")
+    context_end: int = 0
     citation: CitationModel
     supporting: list[CitationModel] = Field(default_factory=list, description="Other paragraphs quoting the same answer text.")
 
