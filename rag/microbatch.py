@@ -85,6 +85,7 @@ class MicroBatcher(Generic[T, R]):
             for job in batch:
                 job.error = exc
         finally:
+            nxt: _Job[T, R] | None = None
             with self._lock:
                 for job in batch:
                     job.done = True
@@ -92,7 +93,6 @@ class MicroBatcher(Generic[T, R]):
                     nxt = self._queue[0]
                     nxt.lead = True
                 else:
-                    nxt = None
                     self._busy = False
             for job in batch:
                 job.wake.set()

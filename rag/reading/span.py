@@ -376,7 +376,7 @@ class SpanReader(Reader):
             per_question[qi].append(cands)
         return [self._answers(ps, cands, top_n) for ps, cands in zip(passages, per_question)]
 
-    def _answers(self, passages: list[RetrievedPassage], candidates: list[list[SpanCandidate]], top_n: int) -> ReaderOutput:
+    def _answers(self, passages: Sequence[RetrievedPassage], candidates: list[list[SpanCandidate]], top_n: int) -> ReaderOutput:
         """One question's output; ``candidates[i]`` belong to ``passages[i]`` (rank = i)."""
         if not candidates:
             return ReaderOutput(spans=[], no_answer_score=1.0)
