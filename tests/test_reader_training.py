@@ -155,3 +155,13 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tiny_setup, tmp_path, mo
         assert torch.allclose(tensor, b["model"][name], atol=1e-6), name
     with pytest.raises(ValueError, match="other settings"):
         _train(tiny_setup, tmp_path / "b", resume=True, lr=5e-4)
+
+
+def test_calibrate_only_trains_nothing_and_exports_a_calibrated_reader(tiny_setup, tmp_path):
+    from rag.reading import training_checkpoint as ck
+
+    log = _train(tiny_setup, tmp_path, calibrate_only=True, export=True)
+    assert not any(r["event"] == "train" for r in log) and not (tmp_path / ck.CHECKPOINT).exists()
+    calibrated = next(r for r in log if r["event"] == "calibration")
+    saved = json.loads((tmp_path / "out" / "reader_calibration.json").read_text())
+    assert saved["threshold"] == pytest.approx(calibrated["calibration"]["threshold"])
