@@ -205,7 +205,7 @@ def serve_command(
 # modules import torch, faiss and friends only inside the command bodies.
 from rag.bench.command import bench_command  # noqa: E402
 from rag.evaluation.command import eval_command  # noqa: E402
-from rag.reading.training import train_reader_command  # noqa: E402
+from rag.training.train import train_reader_command  # noqa: E402
 
 
 

@@ -7,9 +7,9 @@ import string
 
 import pytest
 
-from rag.reading.training_checkpoint import batches_from, epoch_order
-from rag.reading.training_data import QAExample, make_negatives
-from rag.reading.training_negatives import antonym_swap, entity_swap, negation, number_swap, ordinal_swap
+from rag.training.checkpoint import batches_from, epoch_order
+from rag.training.data import QAExample, make_negatives
+from rag.training.negatives import antonym_swap, entity_swap, negation, number_swap, ordinal_swap
 
 CTX = ("Lord Ismay was the first Secretary General of NATO, from 1952 to 1957. The alliance's largest "
        "member is the United States, and its headquarters are in Brussels.")
@@ -99,7 +99,7 @@ def tiny_setup(tmp_path_factory):
 
 
 def _train(tiny_setup, run_dir, **kw):
-    from rag.reading.training import train_reader_command
+    from rag.training.train import train_reader_command
 
     model_dir, data = tiny_setup
     args = dict(data_dir=data, preset="cpu", base_model=str(model_dir), output_dir=run_dir / "out", run_dir=run_dir,
@@ -114,7 +114,7 @@ def _train(tiny_setup, run_dir, **kw):
 
 def test_an_interrupted_run_resumes_to_the_same_weights(tiny_setup, tmp_path, monkeypatch):
     torch = pytest.importorskip("torch")
-    from rag.reading import training_checkpoint as ck
+    from rag.training import checkpoint as ck
 
     straight = _train(tiny_setup, tmp_path / "a", export=True)
     calibrated = next(r for r in straight if r["event"] == "calibration")
@@ -158,7 +158,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tiny_setup, tmp_path, mo
 
 
 def test_calibrate_only_trains_nothing_and_exports_a_calibrated_reader(tiny_setup, tmp_path):
-    from rag.reading import training_checkpoint as ck
+    from rag.training import checkpoint as ck
 
     log = _train(tiny_setup, tmp_path, calibrate_only=True, export=True)
     assert not any(r["event"] == "train" for r in log) and not (tmp_path / ck.CHECKPOINT).exists()

@@ -26,9 +26,9 @@ from types import SimpleNamespace
 from rag.evaluation.squad_metrics import f1
 from rag.reading.answers import select_answers, well_formed
 from rag.reading.span import SpanReader, predict_pairs, rank_candidates
-from rag.reading.training_data import BM25, flatten, load_training_articles, make_negatives, split_heldout
-from rag.reading.training_eval import best_threshold, ece, v2_scores
-from rag.reading.training_negatives import HARD_KINDS
+from rag.training.data import BM25, flatten, load_training_articles, make_negatives, split_heldout
+from rag.training.evaluation import best_threshold, ece, v2_scores
+from rag.training.negatives import HARD_KINDS
 from rag.types import AnswerSpan, Paragraph, Passage, RetrievedPassage
 
 

@@ -6,8 +6,8 @@ import time
 import torch
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-from rag.reading.training import PRESETS, _batches, build_features
-from rag.reading.training_data import flatten, load_training_articles, make_negatives, subsample
+from rag.training.train import PRESETS, _batches, build_features
+from rag.training.data import flatten, load_training_articles, make_negatives, subsample
 
 preset, steps = sys.argv[1], int(sys.argv[2])
 data_dir = sys.argv[3] if len(sys.argv) > 3 else "../shared/data"

@@ -12,7 +12,7 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -c "import torch, transformers; print(torch.__version__, transformers.__version__)"
 run() {  # name, then extra args
   local name=$1; shift
-  timeout ${LIMIT:-500} python3 -m rag.reading.training --data-dir $D --base-model $D/base \
+  timeout ${LIMIT:-500} python -m rag.training --data-dir $D --base-model $D/base \
     --run-dir $R/$name --output-dir $M/$name "$@" > $R/$name.log 2>&1
   echo "$name exit $?"
 }

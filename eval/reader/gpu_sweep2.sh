@@ -9,7 +9,7 @@ R=/tmp/runs; M=/tmp/models; mkdir -p $R $M $OUT
 lscpu | grep "Model name"
 run() {
   local name=$1; shift
-  timeout ${LIMIT:-470} taskset -c 0-13 python3 -m rag.reading.training --data-dir $D --base-model $D/base \
+  timeout ${LIMIT:-470} taskset -c 0-13 python -m rag.training --data-dir $D --base-model $D/base \
     --run-dir $R/$name --output-dir $M/$name "$@" > $R/$name.log 2>&1
   echo "$name exit $?"
 }

@@ -10,8 +10,8 @@ import time
 import torch
 
 from rag.reading.span import SpanReader, predict_pairs
-from rag.reading.training_data import load_eval_squad
-from rag.reading.training_eval import v1_scores
+from rag.training.data import load_eval_squad
+from rag.training.evaluation import v1_scores
 
 model_dir, dev = sys.argv[1], sys.argv[2]
 n = int(sys.argv[3]) if len(sys.argv) > 3 else 1000

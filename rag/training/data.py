@@ -258,7 +258,7 @@ def make_negatives(articles: Sequence[list[QAExample]], ratio: float, seed: int,
     SQuAD 2.0-style rule edit of the question (training_negatives.py) when one applies; else
     ``question_swap`` (tried first for half of them), ``answer_removed``, ``other_paragraph``.
     ``hard=0`` reproduces the negatives of the shipped reader's recipe exactly."""
-    from rag.reading.training_negatives import article_capitals, hard_negative
+    from rag.training.negatives import article_capitals, hard_negative
 
     rng = random.Random(seed)
     pools = swap_pools(articles)

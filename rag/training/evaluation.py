@@ -13,7 +13,7 @@ import numpy as np
 
 from rag.text_metrics import best_over_golds, f1, normalize_answer
 from rag.reading.span import Calibration, SpanCandidate, predict_pairs, rank_candidates
-from rag.reading.training_data import BM25, QAExample
+from rag.training.data import BM25, QAExample
 
 CORRECT_F1 = 0.5  # a span counts as correct when its token F1 with a gold answer is >= this
 
