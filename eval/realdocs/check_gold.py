@@ -33,26 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))  # the repo root, for rag.evaluation.gold
 
-try:
-    from rag.evaluation.gold import contains  # noqa: E402
-except Exception:  # the package mid-edit: the same SQuAD-style matching, restated
-    import string
-    import unicodedata
-
-    def _norm(text: str, drop: bool) -> str:
-        sep = "" if drop else " "
-        text = "".join(sep if unicodedata.category(ch).startswith("P") or ch in "$+<=>^`|~" or ch in string.punctuation else ch for ch in text)
-        text = re.sub(r"\b(a|an|the)\b", " ", text.lower())
-        return " ".join(text.split())
-
-    def contains(text: str, needle: str) -> bool:
-        for drop in (True, False):
-            n = _norm(needle, drop)
-            if not n:
-                return needle in text
-            if f" {n} " in f" {_norm(text, drop)} ":
-                return True
-        return False
+from rag.evaluation.gold import contains  # noqa: E402 - the same matching as `rag eval`
 
 FILES = HERE / "files"
 GOLD = HERE / "gold.jsonl"
