@@ -1,4 +1,4 @@
-"""Replay issue 11's red-team scenarios (the HTTP items: 1, 5-9) against a live service on loopback.
+"""Replay issue 11's red-team scenarios (items 1-9) against a live service on loopback.
 
     .venv/bin/python eval/redteam.py [--out eval/redteam.json]
 
@@ -217,6 +217,99 @@ def slow_headers(url: str, settings: Settings) -> tuple[str, str, str, str, bool
     return ("9", "request headers never completed", "connection held open", f"closed after {waited:.1f} s", ok)
 
 
+def _bomb_pdf(pages: int = 100, stream_mb: int = 20) -> bytes:
+    """Pages that all draw one content stream of ``stream_mb`` MB (compressed to a few KB)."""
+    import zlib
+
+    content = zlib.compress(b"BT /F1 12 Tf 72 720 Td (x) Tj ET\n" + b" " * (stream_mb * 2**20), 9)
+    objects = ["<< /Type /Catalog /Pages 2 0 R >>", "", f"<< /Length {len(content)} /Filter /FlateDecode >>"]
+    kids = []
+    for _ in range(pages):
+        objects.append("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 3 0 R /Resources << /Font << /F1 4 0 R >> >> >>")
+        kids.append(len(objects))
+    objects[1] = f"<< /Type /Pages /Kids [{' '.join(f'{k} 0 R' for k in kids)}] /Count {pages} >>"
+    objects.insert(3, "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    kids = [k + 1 for k in kids]
+    objects[1] = f"<< /Type /Pages /Kids [{' '.join(f'{k} 0 R' for k in kids)}] /Count {pages} >>"
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        if number == 3:
+            out += f"{number} 0 obj\n{body}\nstream\n".encode() + content + b"\nendstream\nendobj\n"
+        else:
+            out += f"{number} 0 obj\n{body}\nendobj\n".encode()
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    for offset in offsets:
+        out += f"{offset:010d} 00000 n \n".encode()
+    out += f"trailer << /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
+def ingestion(url: str) -> list[tuple[str, str, str, str, bool]]:
+    """Items 2-4: documents that made every question slow, ingestion bombs, lost documents."""
+    rows = []
+    local = {"X-Requested-With": "redteam"}
+    http = httpx.Client(base_url=url, timeout=180, headers=local)
+
+    def row(item: str, scenario: str, before: str, now: str, ok: bool) -> None:
+        rows.append((item, scenario, before, now, ok))
+        print(f"{'PASS' if ok else 'FAIL'}  [{item}] {scenario}: {now}", flush=True)
+
+    text = "The harbour record starts here. " + "X" * 40_000 + ". The harbour is at Busan."
+    http.post("/v1/documents", json={"document_id": "long-token", "text": text})
+    started = time.perf_counter()
+    r = http.post("/v1/search", json={"query": "Where is the harbour?"})
+    r = http.post("/v1/ask", json={"question": "Where is the harbour?"})
+    seconds = time.perf_counter() - started
+    row("2", "questions over a document with a 40,000-character token", "6.5 s each, event loop blocked", f"{r.status_code} in {seconds:.2f} s", r.status_code == 200 and seconds < 2)
+
+    bomb = _bomb_pdf()
+    health = []
+    stop = threading.Event()
+
+    def probe() -> None:
+        while not stop.is_set():
+            t = time.perf_counter()
+            httpx.get(f"{url}/healthz", timeout=10)
+            health.append(time.perf_counter() - t)
+            time.sleep(0.2)
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    started = time.perf_counter()
+    r = http.post("/v1/documents", files={"file": ("bomb.pdf", bomb, "application/pdf")})
+    seconds = time.perf_counter() - started
+    stop.set()
+    prober.join()
+    worst = max(health, default=0.0) * 1000
+    row("3", f"{len(bomb) // 1024} KB PDF whose 100 pages share one 20 MB stream (parse budget 5 s)", "22.6 s, /healthz blocked",
+        f"{r.status_code} in {seconds:.1f} s, /healthz worst {worst:.0f} ms", r.status_code == 413 and worst < 500)
+
+    many = "\n\n".join(f"Short paragraph number {i} of the upload." for i in range(20_000))
+    started = time.perf_counter()
+    r = http.post("/v1/documents", json={"document_id": "many-paragraphs", "text": many})
+    seconds = time.perf_counter() - started
+    row("3", "20,000 short paragraphs", "50 s (quadratic de-duplication)", f"{r.status_code} in {seconds:.1f} s", r.status_code == 201 and seconds < 30)
+
+    tiny = ("<p>x</p>" * 199_000).encode()
+    started = time.perf_counter()
+    r = http.post("/v1/documents", files={"file": ("tiny.html", tiny, "text/html")})
+    seconds = time.perf_counter() - started
+    row("3", "<p>x</p> x 199,000", "did not finish in 150 s", f"{r.status_code} in {seconds:.1f} s", r.status_code in (201, 413, 415) and seconds < 90)
+
+    names = ["отчёт.txt", "доклад.txt", "заметка.txt", "名前.txt"]
+    for i, name in enumerate(names):
+        http.post("/v1/documents", files={"file": (name, f"Report {i} says the value is {i}.".encode(), "text/plain")})
+    ids = {d["document_id"] for d in http.get("/v1/documents").json()["documents"]}
+    kept = sum(n.removesuffix(".txt").lower() in ids for n in names)
+    r = http.post("/v1/documents", files={"file": ("Отчёт.txt", b"Another report.", "text/plain")})
+    row("4", "four non-ASCII file names, then a fifth colliding with the first", "1 of 4 kept, silently replaced",
+        f"{kept} of 4 kept; collision {r.status_code}", kept == 4 and r.status_code == 409)
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="write the table as JSON here")
@@ -226,13 +319,14 @@ def main() -> int:
     try:
         shutil.copytree(ROOT / "corpus", base / "corpus")
         settings = Settings(index_dir=base / "index", corpus_dir=base / "corpus", embedding_model="hashing:256", reader="heuristic",
-                            rate_limit="", log_json=False, header_timeout_s=3.0)
+                            rate_limit="", log_json=False, header_timeout_s=3.0, max_parse_seconds=5.0)
         pipeline = Pipeline(settings)
         pipeline.warm_up()
         pipeline.index_paths([base / "corpus"])
         with Service(settings, pipeline) as url:
             rows = [slow_upload(url), slow_headers(url, settings)]
             rows += scenarios(url, settings)
+            rows += ingestion(url)
         rows += protected_reads(base, pipeline)
         rows.append(spoofed_forwarded_for(pipeline))
     finally:
