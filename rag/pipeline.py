@@ -22,8 +22,10 @@ from rag.reading import Reader, load_reader
 from rag.retrieval import RetrievalParams, Retriever
 from rag.settings import Settings
 from rag.store.builder import IndexBuilder, IndexReport
-from rag.store.corpus_index import CURRENT_FILE, CorpusIndex
-from rag.types import Answer, AnswerSpan, Citation, Document, Paragraph, NoAnswer, QAResult, ReaderOutput, RetrievedPassage
+from rag.store import compaction
+from rag.store import database as db
+from rag.store.corpus_index import CorpusIndex
+from rag.types import Answer, AnswerSpan, Citation, Document, NoAnswer, Paragraph, QAResult, ReaderOutput, RetrievedPassage
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +51,8 @@ class Pipeline:
         self.retriever = Retriever(self.encoder)
         self._reading = MicroBatcher(self._read_items) if MICRO_BATCH else None
         self._index: CorpusIndex | None = None
-        self._index_pointer: str | None = None
         self._lock = threading.Lock()
+        self._compactor: threading.Thread | None = None
         self.models_ready = False
 
     # ------------------------------------------------------------------------- lifecycle
@@ -71,30 +73,36 @@ class Pipeline:
     def ready(self) -> bool:
         return self.models_ready and self._index is not None
 
-    def reload(self) -> CorpusIndex:
-        """(Re)load the current index version from disk, checking it matches our encoder."""
+    def reload(self, seen: int | None = None) -> CorpusIndex:
+        """Open the latest committed version (reusing the open segments), checking it matches
+        our encoder.  ``seen``: the version that made the caller reload; when another thread
+        has loaded it (or a newer one) while we waited for the lock, that snapshot is returned,
+        so many requests noticing one new version load it once."""
         with self._lock:
-            pointer = self._read_pointer()
-            index = CorpusIndex.load(self.index_dir, expected_model=self.encoder.name)
-            self._index, self._index_pointer = index, pointer
-            return index
-
-    def _read_pointer(self) -> str | None:
-        try:
-            return (self.index_dir / CURRENT_FILE).read_text().strip()
-        except OSError:
-            return None
+            current = self._index
+            if current is not None and seen is not None and current.version >= seen:
+                return current
+            index = CorpusIndex.load(self.index_dir, expected_model=self.encoder.name, settings=self.settings, previous=current)
+            if current is None or index.version >= current.version:
+                self._index = index
+            return self._index
 
     @property
     def index(self) -> CorpusIndex:
-        """The live snapshot; picks up versions written by another process (``rag index``)."""
-        pointer = self._read_pointer()
-        if self._index is None or (pointer is not None and pointer != self._index_pointer):
+        """The live snapshot; picks up versions committed by any process (one indexed read)."""
+        index = self._index
+        latest = None
+        if index is not None:
             try:
-                return self.reload()
-            except IndexNotFound as exc:
-                raise NotReady(str(exc)) from exc
-        return self._index
+                latest = db.version_of(index.conn)
+            except db.sqlite3.Error:
+                latest = None
+            if latest is not None and latest <= index.version:
+                return index
+        try:
+            return self.reload(latest)
+        except IndexNotFound as exc:
+            raise NotReady(str(exc)) from exc
 
     # ------------------------------------------------------------------------- questions
     def validate_question(self, question: str) -> str:
@@ -178,8 +186,8 @@ class Pipeline:
     def _cite(self, index: CorpusIndex, span: AnswerSpan) -> Answer:
         paragraph = span.retrieved.paragraph
         ctx_start, ctx_end = sentence_around(paragraph.text, span.start, span.end)
-        stored = index.documents.get(paragraph.document_id)
-        title = stored.document.title if stored else ""
+        # The title the passage was stored with: no document row is read per answer.
+        title = span.retrieved.passage.title
         citation = Citation(
             document_id=paragraph.document_id,
             title=title,
@@ -201,12 +209,7 @@ class Pipeline:
             index = self.index
         except NotReady:
             return []
-        # Passage counts come from the manifest: listing documents never scans the passages.
-        counts = {doc_id: int(entry.get("passages", 0)) for doc_id, entry in index.manifest.get("documents", {}).items()}
-        return [
-            {**stored.document.metadata(), "origin": stored.origin, "passages": counts.get(doc_id, 0), "characters": len(stored.document.text)}
-            for doc_id, stored in sorted(index.documents.items())
-        ]
+        return index.document_infos()
 
     def get_document(self, document_id: str) -> Document:
         return self.document_detail(document_id)[0]
@@ -219,21 +222,41 @@ class Pipeline:
         stored = index.documents.get(document_id)
         if stored is None:
             raise DocumentNotFound(f"no document with id {document_id!r}")
-        paragraphs = []
-        while (document_id, len(paragraphs)) in index.paragraphs:
-            paragraphs.append(index.paragraphs[(document_id, len(paragraphs))])
-        entry = index.manifest.get("documents", {}).get(document_id, {})
-        info = {"origin": stored.origin, "passages": int(entry.get("passages", 0))}
-        return stored.document, info, paragraphs
+        info = {"origin": stored.origin, "passages": index.passage_count(document_id)}
+        return stored.document, info, index.paragraphs_of(document_id)
 
     def _apply(self, **changes) -> IndexReport:
         builder = IndexBuilder(self.settings, self.encoder)
-        with self._lock:
-            index, report = builder.apply(self.index_dir, **changes)
-            # The version this writer made, not CURRENT read again: another process may have
-            # switched CURRENT since, and that newer version must still be picked up.
-            self._index, self._index_pointer = index, (index.folder.name if index.folder else self._read_pointer())
+        index, report = builder.apply(self.index_dir, previous=self._index, **changes)
+        with self._lock:  # only the swap; a newer version another thread loaded stays
+            if self._index is None or index.version > self._index.version:
+                self._index = index
+        self._schedule_compaction()
         return report
+
+    def _schedule_compaction(self) -> None:
+        """Merge segments in a background thread when the policy asks (rag/store/compaction.py)."""
+        if not self.settings.background_compaction or (self._compactor is not None and self._compactor.is_alive()):
+            return
+        if not compaction.due(self.index_dir):
+            return
+        self._compactor = threading.Thread(target=self._compact_quietly, name="rag-compaction", daemon=True)
+        self._compactor.start()
+
+    def _compact_quietly(self) -> None:
+        try:
+            compaction.compact_all(self.index_dir, self.settings)
+        except Exception:  # noqa: BLE001 - a failed merge leaves the previous commit; the next write retries
+            log.exception("background compaction failed")
+
+    def compact(self) -> int:
+        """Merge until the policy is satisfied, in this thread (``rag index``); steps run."""
+        if self._compactor is not None:
+            self._compactor.join()
+        steps = compaction.compact_all(self.index_dir, self.settings)
+        if steps:
+            self.reload()
+        return steps
 
     def upsert_documents(self, documents: Iterable[Document], origin: str = "upload") -> IndexReport:
         return self._apply(upserts=list(documents), origin=origin)

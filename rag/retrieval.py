@@ -18,6 +18,7 @@ from rag.store.corpus_index import CorpusIndex
 from rag.types import PassageScores, RetrievedPassage
 
 MODES = tuple(mode.value for mode in RetrievalMode)
+FETCH_SPARE = 4
 
 
 @dataclass(frozen=True)
@@ -67,48 +68,46 @@ class Retriever:
 
     def search_one(self, index: CorpusIndex, query: str, query_vector: np.ndarray | None, params: RetrievalParams) -> list[RetrievedPassage]:
         depth = max(params.candidate_depth, params.top_k)
-        bm25_all = index.lexical.scores(query) if params.mode in ("bm25", "hybrid") else None
-
-        ranked: list[tuple[np.ndarray, float]] = []  # (ids best first, weight)
-        if bm25_all is not None:
-            ranked.append((_top_positive(bm25_all, depth), params.bm25_weight))
+        ranked: list[tuple[list[int], float]] = []  # (passage ids best first, weight)
+        bm25: dict[int, float] = {}
+        if params.mode in ("bm25", "hybrid"):
+            ids, scores = index.lexical.search(query, depth)
+            bm25 = dict(zip(ids.tolist(), scores.tolist(), strict=True))
+            ranked.append((ids.tolist(), params.bm25_weight))
         if query_vector is not None:
             _, ids = index.dense.search(query_vector[None, :], depth)
-            ranked.append((ids[0][ids[0] >= 0], params.dense_weight))
+            ranked.append((ids[0][ids[0] >= 0].tolist(), params.dense_weight))
 
         fused: dict[int, float] = {}
         for ids, weight in ranked:
-            for rank, pid in enumerate(ids.tolist(), start=1):
+            for rank, pid in enumerate(ids, start=1):
                 fused[pid] = fused.get(pid, 0.0) + weight / (params.rrf_k + rank)
         if params.mode != "hybrid":
             # single retriever: report its raw score as the ranking score
-            only = ranked[0][0].tolist()
-            fused = {pid: 0.0 for pid in only}
-
-        candidates = np.fromiter(fused.keys(), dtype=np.int64, count=len(fused))
-        if len(candidates) == 0:
+            fused = {pid: 0.0 for pid in ranked[0][0]}
+        if not fused:
             return []
-        dense_scores = index.vectors[candidates] @ query_vector if query_vector is not None else None
-        results = []
-        for i, pid in enumerate(candidates.tolist()):
+
+        candidates = list(fused)
+        if params.mode == "hybrid":  # raw BM25 of the dense-only candidates too
+            missing = [pid for pid in candidates if pid not in bm25]
+            bm25.update(index.lexical.scores_of(query, missing))
+        dense_scores = index.vectors_of(candidates) @ query_vector if query_vector is not None else None
+        ranked_all = []
+        for i, pid in enumerate(candidates):
             scores = PassageScores(
-                bm25=float(bm25_all[pid]) if bm25_all is not None else None,
+                bm25=bm25.get(pid, 0.0) if params.mode != "dense" else None,
                 dense=float(dense_scores[i]) if dense_scores is not None else None,
                 fused=fused[pid],
             )
             primary = {"bm25": scores.bm25, "dense": scores.dense, "hybrid": scores.fused}[params.mode]
-            passage = index.passages[pid]
-            results.append(RetrievedPassage(passage, index.paragraph_of(passage), float(primary), scores))
-        results.sort(key=lambda r: (-r.score, r.passage.passage_id))
-        results = results[: params.top_k]
+            ranked_all.append((-float(primary), pid, scores))
+        ranked_all.sort(key=lambda r: (r[0], r[1]))
+        # Only the returned passages' texts are read (one query); a few spare ones stand in for
+        # rows a compaction purged since this snapshot was taken.
+        shown = ranked_all[: params.top_k + FETCH_SPARE]
+        rows = index.fetch([pid for _, pid, _ in shown])
+        results = [RetrievedPassage(*rows[pid], -neg, scores) for neg, pid, scores in shown if pid in rows][: params.top_k]
         for rank, result in enumerate(results, start=1):
             result.rank = rank
         return results
-
-
-def _top_positive(scores: np.ndarray, k: int) -> np.ndarray:
-    """Ids of the ``k`` best strictly positive scores, best first (ties by id)."""
-    positive = np.flatnonzero(scores > 0)
-    if len(positive) > k:
-        positive = positive[np.argpartition(-scores[positive], k - 1)[:k]]
-    return positive[np.lexsort((positive, -scores[positive]))]

@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     bm25_weight: float = Field(1.0, ge=0.0)
     dense_weight: float = Field(0.75, ge=0.0)
 
+    # Merge vector segments and drop deleted rows in a background thread after writes
+    # (rag/store/compaction.py); off, only `rag index` compacts.
+    background_compaction: bool = True
+
     # --- vector store (see rag/store/faiss_store.py and docs/deploy.md) ---------------------
     # "faiss": an embedded index file inside each index version (the default);
     # "milvus": a Milvus collection per index version, reached at ``milvus_uri``.

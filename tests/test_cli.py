@@ -46,7 +46,7 @@ def test_index_flag_overrides_environment(tmp_path, corpus_dir):
     env = _env(tmp_path)
     other = tmp_path / "other-index"
     r = runner.invoke(app, ["index", str(corpus_dir), "--index", str(other)], env=env)
-    assert r.exit_code == 0 and (other / "CURRENT").exists() and not (tmp_path / "index").exists()
+    assert r.exit_code == 0 and (other / "store.sqlite").exists() and not (tmp_path / "index").exists()
 
 
 def test_ask_without_index_fails_cleanly(tmp_path):

@@ -1,9 +1,11 @@
-"""Crash safety for real: SIGKILL a `rag index` process and a `rag serve` upload mid-build.
+"""Crash safety for real: SIGKILL a `rag index` process, a `rag serve` upload mid-build and a
+compaction mid-merge.
 
 After each kill the previous index must load and answer, and the next run must complete.  The
 kills are aimed by watching the index folder: the writer holds ``index/.lock`` (flock) while
-it chunks and embeds, and writes the new version into ``index/.tmp-v-*`` before renaming it
-and switching ``CURRENT``.  Uses the hashing encoder (no model), so each build takes seconds.
+it chunks and embeds, and writes its vector segment into ``index/segments/.tmp-s-*`` before
+the SQLite transaction that names it commits; a compaction builds ``.merge-s-*``.  Uses the
+hashing encoder (no model), so each build takes seconds.
 """
 from __future__ import annotations
 
@@ -64,7 +66,9 @@ def _writer_holds_lock(index_dir: Path) -> bool:
 
 
 def _temp_versions(index_dir: Path) -> list[Path]:
-    return [p for p in index_dir.iterdir() if p.name.startswith(".tmp-")] if index_dir.exists() else []
+    """Segments being written (a writer's ``.tmp-s-*``, a compaction's ``.merge-s-*``)."""
+    root = index_dir / "segments"
+    return [p for p in root.iterdir() if p.name.startswith((".tmp-", ".merge-"))] if root.exists() else []
 
 
 def _kill_when(process: subprocess.Popen, condition, timeout: float = 60) -> float:
@@ -222,3 +226,32 @@ def test_a_version_written_by_another_process_right_after_ours_is_picked_up(inde
     monkeypatch.setattr(builder_module.IndexBuilder, "apply", apply_then_race)
     ours.upsert_documents([Document(document_id="from-us", text="Written by this process.")])
     assert set(ours.index.documents) == ORIGINAL_IDS | {"from-us", "from-other-writer"}
+
+
+def test_sigkill_during_compaction_keeps_the_index_and_the_next_compaction_completes(indexed_corpus):
+    from rag.store import compaction
+    from rag.types import Document
+
+    _, index_dir = indexed_corpus
+    settings = Settings(index_dir=index_dir, embedding_model=MODEL, reader="heuristic", background_compaction=False)
+    pipeline = Pipeline(settings)
+    extra = {f"note-{n}" for n in range(compaction.MERGE_FACTOR)}
+    for doc_id in sorted(extra):
+        pipeline.upsert_documents([Document(document_id=doc_id, text=f"A short note {doc_id} about the zorblax harbour.")])
+    pipeline.delete_document("note-0")
+    expected = ORIGINAL_IDS | extra - {"note-0"}
+    assert compaction.due(index_dir)
+    script = ("import sys, time; from pathlib import Path; from rag.settings import Settings; from rag.store import compaction; "
+              "compaction.compact(Path(sys.argv[1]), Settings(index_dir=sys.argv[1], embedding_model=sys.argv[2]), "
+              "before_commit=lambda: time.sleep(60))")
+    process = subprocess.Popen([sys.executable, "-c", script, str(index_dir), MODEL], env=_env(), stderr=subprocess.PIPE)
+    _kill_when(process, lambda: bool(_temp_versions(index_dir)))
+    _assert_previous_index(index_dir, expected)
+
+    # the next write completes and removes the dead compaction's merge; then compaction completes
+    pipeline.upsert_documents([Document(document_id="after-crash", text="Written after the crash.")])
+    assert not _temp_versions(index_dir)
+    assert compaction.compact_all(index_dir, settings) >= 1
+    _assert_previous_index(index_dir, expected | {"after-crash"})
+    conn_rows = CorpusIndex.load(index_dir).manifest["dense"]
+    assert conn_rows["live"] == conn_rows["rows"]  # the deleted note's vectors are gone

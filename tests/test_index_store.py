@@ -12,7 +12,10 @@ from rag.errors import IndexIncompatible, IndexNotFound
 from rag.ingest import document_from_text
 from rag.settings import Settings
 from rag.store.builder import IndexBuilder
-from rag.store.corpus_index import CURRENT_FILE, FORMAT_VERSION, CorpusIndex
+from rag.store import compaction
+from rag.store import database as db
+from rag.store.corpus_index import FORMAT_VERSION, CorpusIndex
+from rag.store.segments import segments_root
 
 
 class CountingEncoder(HashingEncoder):
@@ -34,13 +37,13 @@ def _builder(tmp_path: Path, encoder=None) -> tuple[IndexBuilder, Path]:
 
 def test_manifest_records_model_dimension_counts_and_hashes(fake_pipeline):
     index = fake_pipeline.index
-    manifest = json.loads((index.folder / "manifest.json").read_text())
+    manifest = index.manifest
     assert manifest["format_version"] == FORMAT_VERSION
     assert manifest["embedding_model"] == "hashing:256"
     assert manifest["dimension"] == 256
     assert manifest["passage_count"] == len(index.passages) == index.vectors.shape[0] == len(index.dense)
-    assert set(manifest["documents"]) == {"nato-indo-pacific-pivot", "korea-2024-nato-summit"}
-    assert all(len(d["content_hash"]) == 64 for d in manifest["documents"].values())
+    assert manifest["document_count"] == 2 and set(index.documents) == {"nato-indo-pacific-pivot", "korea-2024-nato-summit"}
+    assert all(len(s.document.content_hash) == 64 for _, s in index.documents.items())
     assert np.allclose(np.linalg.norm(index.vectors, axis=1), 1.0, atol=1e-5)
 
 
@@ -76,21 +79,71 @@ def test_uploads_survive_a_folder_sync(fake_pipeline, corpus_dir: Path):
     assert "note" in fake_pipeline.index.documents
 
 
-def test_writes_are_atomic_versions(tmp_path: Path):
+def _segments(index_dir: Path) -> set[str]:
+    return {p.name for p in segments_root(index_dir).iterdir()}
+
+
+def test_a_write_adds_one_segment_and_touches_nothing_else(tmp_path: Path):
     builder, index_dir = _builder(tmp_path)
-    builder.apply(index_dir, upserts=[document_from_text("One.", "one")])
-    first = (index_dir / CURRENT_FILE).read_text().strip()
-    builder.apply(index_dir, upserts=[document_from_text("Two.", "two")])
-    second = (index_dir / CURRENT_FILE).read_text().strip()
-    assert first != second and (index_dir / second / "manifest.json").exists()
-    # a half-written version left by a crash is ignored and cleaned up
-    (index_dir / ".tmp-v-crashed").mkdir()
-    (index_dir / ".tmp-v-crashed" / "passages.jsonl").write_text("{broken")
+    index, _ = builder.apply(index_dir, upserts=[document_from_text("One.", "one")])
+    first = _segments(index_dir)
+    stamp = {n: (segments_root(index_dir) / n / "vectors.npy").stat().st_mtime_ns for n in first}
+    index, report = builder.apply(index_dir, upserts=[document_from_text("Two.", "two")], previous=index)
+    assert report.version == str(index.version) and index.version == 2
+    assert first < _segments(index_dir) and len(_segments(index_dir)) == 2
+    assert all((segments_root(index_dir) / n / "vectors.npy").stat().st_mtime_ns == t for n, t in stamp.items())
     assert set(CorpusIndex.load(index_dir).documents) == {"one", "two"}
-    builder.apply(index_dir, upserts=[document_from_text("Three.", "three")])
-    assert not (index_dir / ".tmp-v-crashed").exists()
-    versions = [p for p in index_dir.iterdir() if p.name.startswith("v-")]
-    assert len(versions) == 2  # the current one and one previous
+    # nothing changed: no new version
+    _, report = builder.apply(index_dir, upserts=[document_from_text("Two.", "two")])
+    assert report.version == "2" and report.unchanged == ["two"]
+
+
+def test_a_snapshot_keeps_its_passages_while_writers_replace_and_delete(tmp_path: Path):
+    builder, index_dir = _builder(tmp_path)
+    old, _ = builder.apply(index_dir, upserts=[document_from_text("Alpha first words.", "alpha"), document_from_text("Beta.", "beta")])
+    new, _ = builder.apply(index_dir, upserts=[document_from_text("Alpha second words.", "alpha")], deletes=["beta"], previous=old)
+    assert [p.text for p in old.passages] == ["Alpha first words.", "Beta."]  # the old snapshot is unchanged
+    assert old.documents["alpha"].document.text == "Alpha first words." and "beta" in old.documents
+    assert [p.text for p in new.passages] == ["Alpha second words."] and "beta" not in new.documents
+    pid = next(iter(new.passages)).passage_id
+    assert new.dense.search(new.vectors_of([pid]), 5)[1][0].tolist() == [pid]  # tombstoned rows are never returned
+    ids, _ = new.lexical.search("alpha words", 5)
+    assert ids.tolist() == [pid]
+    assert len(old) == 2 and len(new) == 1 and len(new.dense) == 1
+
+
+def test_compaction_merges_segments_and_purges_deleted_rows(tmp_path: Path):
+    builder, index_dir = _builder(tmp_path)
+    for n in range(compaction.MERGE_FACTOR):
+        builder.apply(index_dir, upserts=[document_from_text(f"Document number {n} words.", f"d{n}")])
+    builder.apply(index_dir, deletes=["d3"])
+    assert compaction.due(index_dir) and len(_segments(index_dir)) == compaction.MERGE_FACTOR
+    assert compaction.compact_all(index_dir, builder.settings) >= 1
+    assert len(_segments(index_dir)) == 1 and not compaction.due(index_dir)
+    index = CorpusIndex.load(index_dir)
+    assert set(index.documents) == {f"d{n}" for n in range(compaction.MERGE_FACTOR)} - {"d3"}
+    assert len(index.dense) == len(index) == compaction.MERGE_FACTOR - 1
+    conn = db.connect(index_dir / db.DATABASE_FILE)
+    assert conn.execute("SELECT count(*) FROM passages WHERE removed IS NOT NULL").fetchone()[0] == 0  # purged
+    assert conn.execute("SELECT count(*) FROM documents").fetchone()[0] == compaction.MERGE_FACTOR - 1
+    result = index.dense.search(HashingEncoder(64).encode(["Document number 7 words."]), 1)[1][0]
+    assert index.passages[int(result[0])].document_id == "d7"
+
+
+def test_a_format_2_index_is_refused_then_upgraded_by_rag_index(tmp_path: Path):
+    index_dir = tmp_path / "index"
+    version = index_dir / "v-0123456789ab"
+    version.mkdir(parents=True)
+    document = document_from_text("Old format words.", "old")
+    (version / "documents.jsonl").write_text(json.dumps({**document.to_row(), "origin": "upload"}) + "\n")
+    (version / "manifest.json").write_text(json.dumps({"format_version": 2}))
+    (index_dir / "CURRENT").write_text(version.name + "\n")
+    with pytest.raises(IndexIncompatible, match="format version 2.*rag index"):
+        CorpusIndex.load(index_dir)
+    builder, _ = _builder(tmp_path)
+    index, report = builder.apply(index_dir, upserts=[document_from_text("New words.", "new")])
+    assert set(index.documents) == {"old", "new"} and index.documents["old"].origin == "upload"
+    assert not (index_dir / "CURRENT").exists() and not version.exists()
 
 
 def test_loading_with_another_model_fails_clearly(fake_pipeline):
@@ -99,10 +152,9 @@ def test_loading_with_another_model_fails_clearly(fake_pipeline):
 
 
 def test_loading_another_format_version_fails_clearly(fake_pipeline):
-    manifest_path = fake_pipeline.index.folder / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    manifest["format_version"] = 999
-    manifest_path.write_text(json.dumps(manifest))
+    conn = db.connect(fake_pipeline.index_dir / db.DATABASE_FILE)
+    db.set_meta(conn, format_version=999)
+    conn.close()
     with pytest.raises(IndexIncompatible, match="format version 999"):
         CorpusIndex.load(fake_pipeline.index_dir)
 
@@ -123,7 +175,9 @@ def test_changing_model_re_embeds_everything(tmp_path: Path):
 def test_a_write_cleans_what_a_killed_writer_left(tmp_path: Path):
     builder, index_dir = _builder(tmp_path)
     builder.apply(index_dir, upserts=[document_from_text("Gamma text.", "gamma")])
-    (index_dir / ".CURRENT.99999.tmp").write_text("v-dead\n")
-    (index_dir / ".tmp-v-dead").mkdir()
+    (segments_root(index_dir) / ".tmp-s-dead").mkdir()
+    (segments_root(index_dir) / "s-unnamed").mkdir()  # published, but its commit never happened
+    (segments_root(index_dir) / ".merge-s-dead").mkdir()  # a killed compaction's merge
     builder.apply(index_dir, upserts=[document_from_text("Delta text.", "delta")])
-    assert not list(index_dir.glob(".CURRENT.*.tmp")) and not list(index_dir.glob(".tmp-*"))
+    assert not {".tmp-s-dead", "s-unnamed", ".merge-s-dead"} & _segments(index_dir)
+    assert len(_segments(index_dir)) == 2

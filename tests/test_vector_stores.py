@@ -6,7 +6,6 @@ The Milvus tests skip, saying why, only when Milvus Lite cannot start on this ma
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -127,7 +126,7 @@ def test_answers_and_changes_without_restart(pipeline: Pipeline, backend: str):
 
 
 def test_manifest_records_backend_and_reload_from_disk(pipeline: Pipeline, backend: str):
-    manifest = json.loads((pipeline.index.folder / "manifest.json").read_text())
+    manifest = pipeline.index.manifest
     dense = manifest["dense"]
     assert dense["backend"] == backend.split("-")[0]
     if backend.startswith("faiss"):
@@ -144,12 +143,14 @@ def test_old_milvus_collections_are_dropped(pipeline: Pipeline, backend: str):
     from rag.store.milvus_store import get_client
 
     client = get_client(pipeline.settings.milvus_uri)
-    first = pipeline.index.dense.collection
-    for n in range(3):
+    pipeline.upsert_documents([document_from_text("Version 0 text.", "versions")])
+    first = pipeline.index.dense.segments[-1].store.collection  # the segment of version 0
+    for n in range(1, 3):
         pipeline.upsert_documents([document_from_text(f"Version {n} text.", "versions")])
+    pipeline.compact()
     live = set(client.list_collections())
-    assert first not in live  # two versions later its folder and its collection are gone
-    assert pipeline.index.dense.collection in live
+    assert first not in live  # its rows were all replaced: compaction dropped its segment and collection
+    assert all(s.store.collection in live for s in pipeline.index.dense.segments)
 
 
 # ------------------------------------------------------------------ FAISS index choice

@@ -243,7 +243,8 @@ def _answer(pipeline: Pipeline, body: ChatCompletionRequest, request: Request) -
     turns = _history(body, pipeline.settings.max_chat_chars)
     rewrite: Rewrite = rewrite_question(turns)
     result = pipeline.ask(rewrite.question, top_k=body.top_k, mode=body.mode)
-    sources = {doc_id: stored.document.source_url for doc_id, stored in pipeline.index.documents.items()}
+    index = pipeline.index
+    sources = {doc_id: index.source_url(doc_id) for doc_id in {a.citation.document_id for a in result.answers}}
     return build_chat_answer(result, rewrite, _paragraph_url(request, pipeline), sources), turns
 
 

@@ -17,7 +17,7 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, HTMLResponse
 
 from rag.api.deps import PipelineDep
-from rag.api.web_examples import example_questions
+from rag.api.web_examples import MAX_EXAMPLES, example_questions
 from rag.errors import DocumentNotFound, NotReady
 from rag.types import Paragraph
 
@@ -57,8 +57,10 @@ def examples(pipeline: PipelineDep) -> dict:
         index = pipeline.index
     except NotReady:
         return {"examples": []}
-    sizes = {doc_id: len(stored.document.text) for doc_id, stored in index.documents.items()}
-    return {"examples": example_questions(sizes, list(index.paragraphs.values()))}
+    # The largest documents only: the examples come from them, and no request reads the corpus.
+    sizes = index.largest_documents(4 * MAX_EXAMPLES)
+    paragraphs = [p for doc_id in sizes for p in index.paragraphs_of(doc_id)]
+    return {"examples": example_questions(sizes, paragraphs)}
 
 
 def _span(value: str | None, length: int) -> tuple[int, int] | None:

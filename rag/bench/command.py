@@ -70,7 +70,7 @@ def bench_command(
         if {"latency", "http"} & set(chosen):
             _ensure_index(corpus_index, [corpus], model)
         if "latency" in chosen:
-            if not (squad_index / "CURRENT").exists():
+            if not index_exists(squad_index):
                 _build_squad_index(squad, model, squad_limit, squad_index)
             _section_latency(folder, corpus_index, squad_index, squad, model, reader, requests, commands["latency"], cache)
         if "http" in chosen:
@@ -83,6 +83,12 @@ def bench_command(
         typer.echo(f"wrote {target}")
 
 
+def index_exists(index_dir: Path) -> bool:
+    from rag.store.corpus_index import index_exists as exists  # faiss and numpy only when needed
+
+    return exists(index_dir)
+
+
 def _command(section: str, options: list[str]) -> str:
     return "rag bench --section " + section + " " + " ".join(shlex.quote(o) for o in options)
 
@@ -91,7 +97,7 @@ def _ensure_index(index_dir: Path, paths: list[Path], model: str) -> None:
     from rag.pipeline import Pipeline
     from rag.settings import Settings
 
-    if (index_dir / "CURRENT").exists():
+    if index_exists(index_dir):
         return
     Pipeline(Settings(index_dir=index_dir, embedding_model=model, reader="heuristic")).index_paths(paths)
 
@@ -134,7 +140,7 @@ def _section_http(folder: Path, corpus_index: Path, model: str, reader: str | No
     if reader:
         env["RAG_READER"] = reader
     result = bench_http(corpus_index, CORPUS_QUESTIONS, levels, requests, env, work / "server.log")
-    index = CorpusIndex.load(corpus_index, with_dense=False)
+    index = CorpusIndex.load(corpus_index)
     log = (work / "server.log").read_text(errors="replace")
     used_reader = "heuristic" if "using the heuristic reader" in log or reader == "heuristic" else (reader or "auto (span)")
     result.update({"machine": machine(), "command": command, "corpus": "default corpus", "passages": len(index), "reader": used_reader})

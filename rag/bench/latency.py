@@ -33,12 +33,12 @@ def bench_in_process(index_dir: Path, questions: list[str], n: int = 200, model:
     index = pipeline.index
     items = _cycle(questions, n)
     load_before = load_average()
+    depth = max(settings.candidate_depth, settings.top_k)
     stages = {
         "encode_query": percentiles(timed(pipeline.encoder.encode_query, items)),
-        "bm25_scores": percentiles(timed(index.lexical.scores, items)),
+        "bm25_scores": percentiles(timed(lambda q: index.lexical.search(q, depth), items)),
     }
     vectors = pipeline.encoder.encode(items[: min(n, 64)], show_progress=False)
-    depth = max(settings.candidate_depth, settings.top_k)
     stages["vector_search"] = percentiles(timed(lambda i: index.dense.search(vectors[i], depth), list(range(len(vectors)))))
     search = percentiles(timed(pipeline.search, items))
     ask = percentiles(timed(pipeline.ask, items))

@@ -77,30 +77,25 @@ def bench_vectors(synthetic: SyntheticCorpus, queries: np.ndarray, size: int, co
 
 
 def bench_text(sample, synthetic: SyntheticCorpus, encoder, size: int, questions: list[str], timing_queries: int = 100) -> dict:
-    """Hybrid search through the Retriever over ``size`` passages (texts cycled from SQuAD)."""
+    """Hybrid search through the Retriever over ``size`` passages (texts cycled from SQuAD),
+    stored as the service stores them (SQLite, FTS5, one vector segment)."""
+    from rag.bench.writes import build_index
     from rag.retrieval import RetrievalParams, Retriever
-    from rag.store.corpus_index import CorpusIndex
-    from rag.store.lexical import LexicalIndex
-    from rag.types import Paragraph, Passage
 
     load_before = load_average()
     texts = [sample.paragraphs[i % len(sample.paragraphs)] for i in range(size)]
-    passages = [Passage(i, f"p{i}", 0, t, 0, 0, "", sample.titles[i % len(sample.titles)]) for i, t in enumerate(texts)]
-    paragraphs = {(p.document_id, 0): Paragraph(p.document_id, 0, p.text, 0, len(p.text)) for p in passages}
-    vectors = synthetic.vectors(size)
-    started = time.perf_counter()
-    dense = FaissStore(FaissConfig())
-    dense.build(vectors)
-    lexical = LexicalIndex()
-    lexical.build([f"{p.title} {p.text}" for p in passages])
-    build_s = time.perf_counter() - started
-    index = CorpusIndex({"dense": dense.describe()}, {}, paragraphs, passages, vectors, dense, lexical)
-    retriever = Retriever(encoder)
-    params = RetrievalParams()
-    items = [questions[i % len(questions)] for i in range(timing_queries)]
-    query_vectors = encoder.encode(items, show_progress=False)
-    bm25 = percentiles(timed(lexical.scores, items))
-    hybrid = percentiles(timed(lambda i: retriever.search_one(index, items[i], query_vectors[i], params), list(range(len(items)))))
-    return {"passages": size, "index": dense.kind, "build_s_without_embedding": round(build_s, 2),
+    titles = [sample.titles[i % len(sample.titles)] for i in range(size)]
+    with tempfile.TemporaryDirectory(prefix="rag-scale-") as tmp:
+        started = time.perf_counter()
+        _, index = build_index(Path(tmp) / "index", texts, titles, synthetic.vectors(size))
+        build_s = time.perf_counter() - started
+        retriever = Retriever(encoder)
+        params = RetrievalParams()
+        items = [questions[i % len(questions)] for i in range(timing_queries)]
+        query_vectors = encoder.encode(items, show_progress=False)
+        bm25 = percentiles(timed(lambda q: index.lexical.search(q, SERVICE_DEPTH), items))
+        hybrid = percentiles(timed(lambda i: retriever.search_one(index, items[i], query_vectors[i], params), list(range(len(items)))))
+        kind = index.dense.describe().get("index", "flat")
+    return {"passages": size, "index": kind, "build_s_without_embedding": round(build_s, 2),
             "bm25_ms": bm25, "hybrid_without_encoding_ms": hybrid,
             "load_average_before": load_before, "load_average_after": load_average()}

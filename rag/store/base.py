@@ -16,8 +16,9 @@ class VectorStore(ABC):
     def build(self, vectors: np.ndarray) -> None: ...
 
     @abstractmethod
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, ids), each (len(queries), k); missing hits have id -1."""
+    def search(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids), each (len(queries), k); missing hits have id -1; rows in ``exclude``
+        (tombstones) are never returned."""
 
     @abstractmethod
     def save(self, folder: Path) -> None: ...

@@ -1,8 +1,21 @@
-"""Build or update the index: chunk, embed only what changed, write a new version atomically."""
+"""Write documents into the index: chunk and embed what changed, commit it in one transaction.
+
+A write costs what it changes (issue 13): the changed documents are chunked and embedded,
+their vectors become one new segment (rag/store/segments.py), and one SQLite transaction
+inserts their rows and BM25 entries, tombstones the passages of replaced or deleted documents
+and registers the segment.  Unchanged documents are never read, re-embedded or rewritten.
+
+Crash safety: the segment is complete and fsynced before the transaction that names it
+commits; a process killed before the commit leaves an unnamed segment folder (removed by the
+next writer) and the previous commit intact.
+"""
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
+import shutil
+import sqlite3
 import time
 from collections.abc import Iterable
 from contextlib import contextmanager
@@ -14,11 +27,13 @@ import numpy as np
 from rag import __version__
 from rag.chunking import make_passages, split_paragraphs
 from rag.embedding import Encoder
-from rag.errors import IndexIncompatible, IndexNotFound
 from rag.settings import Settings
-from rag.store.corpus_index import FORMAT_VERSION, CorpusIndex, StoredDocument
-from rag.store.factory import make_vector_store
-from rag.store.lexical import LexicalIndex
+from rag.store import database as db
+from rag.store import lexical
+from rag.store.corpus_index import FORMAT_VERSION, CorpusIndex, StoredDocument, database_path, legacy_format
+from rag.store.legacy import legacy_documents, remove_legacy
+from rag.store.maintenance import remove_orphans
+from rag.store.segments import build_segment, publish, remove_segment
 from rag.types import Document, Paragraph, Passage
 
 log = logging.getLogger(__name__)
@@ -51,6 +66,16 @@ def writer_lock(index_dir: Path):
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
+@dataclass
+class _New:
+    """A document to store: its rows and where its passages start among the new vectors."""
+
+    stored: StoredDocument
+    generation: int
+    paragraphs: list[Paragraph]
+    passages: list[Passage]
+
+
 class IndexBuilder:
     def __init__(self, settings: Settings, encoder: Encoder):
         self.settings = settings
@@ -69,145 +94,181 @@ class IndexBuilder:
         deletes: Iterable[str] = (),
         origin: str = "file",
         sync_roots: Iterable[Path] | None = None,
+        previous: CorpusIndex | None = None,
     ) -> tuple[CorpusIndex, IndexReport]:
         """Upsert and delete documents; with ``sync_roots``, also drop file documents that came
         from those folders and are no longer in ``upserts`` (a file deleted from the corpus)."""
         started = time.perf_counter()
+        index_dir = Path(index_dir)
         upserts = list(upserts)
+        report = IndexReport()
         with writer_lock(index_dir):
-            previous = self._load_previous(index_dir)
-            report = IndexReport()
-            documents = dict(previous.documents) if previous else {}
-            wanted = {d.document_id for d in upserts}
-            if sync_roots is not None:
-                roots = [Path(r).resolve() for r in sync_roots]
-                for doc_id, stored in list(documents.items()):
-                    path = Path(stored.document.source_path).resolve() if stored.document.source_path else None
-                    in_scope = path is not None and any(path == r or path.is_relative_to(r) for r in roots)
-                    if stored.origin == "file" and doc_id not in wanted and in_scope:
-                        deletes = [*deletes, doc_id]
-            for doc_id in deletes:
-                if documents.pop(doc_id, None) is not None:
-                    report.removed.append(doc_id)
-            for document in upserts:
-                old = documents.get(document.document_id)
-                if old is None:
-                    report.added.append(document.document_id)
-                elif old.document.content_hash == document.content_hash and old.origin == origin:
-                    report.unchanged.append(document.document_id)
-                    continue
-                else:
-                    report.updated.append(document.document_id)
-                documents[document.document_id] = StoredDocument(document, origin)
-            index = self._assemble(documents, previous, report)
-            report.version = index.save(index_dir).name
+            carried: list[StoredDocument] = []
+            if legacy_format(index_dir):
+                carried = legacy_documents(index_dir)
+                log.warning("upgrading the index at %s from format 2: re-embedding its %d documents once", index_dir, len(carried))
+            conn = db.create(database_path(index_dir))
+            try:
+                remove_orphans(index_dir, conn, self.settings)
+                meta = db.get_meta(conn)
+                rebuild = bool(meta) and not self._reusable(meta)
+                if rebuild:
+                    log.warning("model or chunking changed since the last build: re-embedding every document")
+                    carried = [s for _, s in _live_documents(conn, with_rows=True)]
+                version = self._write(index_dir, conn, meta, rebuild, carried, upserts, list(deletes), origin, sync_roots, report)
+                if carried:
+                    remove_legacy(index_dir)
+            finally:
+                conn.close()
+            index = CorpusIndex.load(index_dir, settings=self.settings, previous=previous)
+        report.version = str(version)
         report.documents = len(index.documents)
-        report.passages = len(index.passages)
+        report.passages = len(index)
         report.seconds = time.perf_counter() - started
         return index, report
 
-    def _load_previous(self, index_dir: Path) -> CorpusIndex | None:
-        try:
-            return CorpusIndex.load(index_dir, mmap=True, settings=self.settings, with_dense=False)
-        except IndexNotFound:
-            return None
-        except IndexIncompatible as exc:
-            log.warning("%s; rebuilding from scratch", exc)
-            return None
+    def _reusable(self, meta: dict) -> bool:
+        return meta.get("embedding_model") == self.encoder.name and meta.get("chunking") == self.chunking_params() \
+            and meta.get("format_version") == FORMAT_VERSION
 
-    def _reusable(self, previous: CorpusIndex | None) -> bool:
-        return (
-            previous is not None
-            and previous.manifest.get("embedding_model") == self.encoder.name
-            and previous.manifest.get("chunking") == self.chunking_params()
-        )
-
-    def _assemble(self, documents: dict[str, StoredDocument], previous: CorpusIndex | None, report: IndexReport) -> CorpusIndex:
-        reuse = self._reusable(previous)
-        if previous is not None and not reuse:
-            log.warning("model or chunking changed since the last build: re-embedding every document")
-        old_by_doc = previous.passages_by_document() if reuse else {}
-        old_hashes = {k: v.document.content_hash for k, v in previous.documents.items()} if reuse else {}
-        old_paragraphs: dict[str, list[Paragraph]] = {}
-        if reuse:
-            for (doc_id, _), paragraph in previous.paragraphs.items():
-                old_paragraphs.setdefault(doc_id, []).append(paragraph)
-
-        final_docs: dict[str, StoredDocument] = {}
-        paragraphs: dict[tuple[str, int], Paragraph] = {}
-        passages: list[Passage] = []
-        rows: list[np.ndarray | None] = []  # reused vector per passage, None = embed
-        for doc_id in sorted(documents):
-            stored = documents[doc_id]
-            document = stored.document
-            if old_hashes.get(doc_id) == document.content_hash:
-                stored = previous.documents[doc_id]
-                doc_paragraphs = old_paragraphs.get(doc_id, [])
-                for old in old_by_doc[doc_id]:
-                    passages.append(replace(old, passage_id=len(passages)))
-                    rows.append(previous.vectors[old.passage_id])
+    def _write(self, index_dir: Path, conn: sqlite3.Connection, meta: dict, rebuild: bool, carried: list[StoredDocument],
+               upserts: list[Document], deletes: list[str], origin: str, sync_roots, report: IndexReport) -> int:
+        live = {} if rebuild else dict(_live_documents(conn, ids=None if sync_roots is not None else
+                                                       [d.document_id for d in upserts] + deletes))
+        wanted: dict[str, StoredDocument] = {s.document.document_id: s for s in carried}
+        wanted.update({d.document_id: StoredDocument(d, origin) for d in upserts})
+        if sync_roots is not None:
+            roots = [Path(r).resolve() for r in sync_roots]
+            for doc_id, (_, stored_origin, source_path) in live.items():
+                path = Path(source_path).resolve() if source_path else None
+                in_scope = path is not None and any(path == r or path.is_relative_to(r) for r in roots)
+                if stored_origin == "file" and doc_id not in wanted and in_scope:
+                    deletes = [*deletes, doc_id]
+        gone: list[int] = []  # generations whose rows are tombstoned by this write
+        for doc_id in deletes:
+            if doc_id in live and doc_id not in wanted:
+                gone.append(live.pop(doc_id)[0])
+                report.removed.append(doc_id)
+        todo: list[StoredDocument] = []
+        carried_ids = {s.document.document_id for s in carried} - {d.document_id for d in upserts}
+        for doc_id, stored in wanted.items():
+            old = live.get(doc_id)
+            if old is None:
+                (report.updated if doc_id in carried_ids else report.added).append(doc_id)
+            elif old[1] == stored.origin and _hash(conn, old[0]) == stored.document.content_hash:
+                report.unchanged.append(doc_id)
+                continue
             else:
-                doc_paragraphs = split_paragraphs(document, self.settings.max_passage_words)
-                if not document.title:
-                    title = next((p.section for p in doc_paragraphs if p.section), "") or doc_id
-                    stored = StoredDocument(replace(document, title=title), stored.origin)
-                new = make_passages(
-                    doc_paragraphs,
-                    self.settings.max_passage_words,
-                    self.settings.window_overlap_sentences,
-                    first_passage_id=len(passages),
-                    title=stored.document.title,
-                )
-                if not new:
-                    log.warning("document %s has no indexable text; skipped", doc_id)
-                    report.skipped.append((doc_id, "no indexable text"))
-                    continue
-                passages.extend(new)
-                rows.extend([None] * len(new))
-            final_docs[doc_id] = stored
-            paragraphs.update({(p.document_id, p.paragraph_index): p for p in doc_paragraphs})
+                report.updated.append(doc_id)
+                gone.append(old[0])
+            todo.append(stored)
+        if meta and not todo and not gone and not rebuild:
+            return int(meta["version"])  # nothing changed: no new version
 
-        vectors = self._vectors(passages, rows, report)
-        dense = make_vector_store(self.settings)
-        dense.build(vectors)
-        lexical = LexicalIndex()
-        lexical.build([_lexical_text(p) for p in passages])
-        passage_counts: dict[str, int] = {}
-        for passage in passages:
-            passage_counts[passage.document_id] = passage_counts.get(passage.document_id, 0) + 1
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "rag_version": __version__,
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "embedding_model": self.encoder.name,
-            "dimension": int(vectors.shape[1]),
-            "normalized": True,
-            "chunking": self.chunking_params(),
-            "dense": dense.describe(),
-            "document_count": len(final_docs),
-            "paragraph_count": len(paragraphs),
-            "passage_count": len(passages),
-            "documents": {
-                doc_id: {"content_hash": s.document.content_hash, "origin": s.origin, "source_path": s.document.source_path,
-                         "passages": passage_counts.get(doc_id, 0)}
-                for doc_id, s in final_docs.items()
-            },
-        }
-        return CorpusIndex(manifest, final_docs, paragraphs, passages, vectors, dense, lexical)
+        next_generation = int(meta.get("next_generation", 0))
+        next_passage = int(meta.get("next_passage_id", 0))
+        new: list[_New] = []
+        for stored in sorted(todo, key=lambda s: s.document.document_id):
+            item = self._chunk(stored, next_generation, next_passage, report)
+            if item is None:
+                continue
+            new.append(item)
+            next_generation += 1
+            next_passage += len(item.passages)
+        passages = [p for item in new for p in item.passages]
+        vectors = self._embed(passages, report)
+        segment_dir = build_segment(index_dir, np.array([p.passage_id for p in passages], dtype=np.int64), vectors, self.settings) \
+            if passages else None
+        old_segments = [r[0] for r in conn.execute("SELECT name FROM segments")] if rebuild else []
+        try:
+            with db.transaction(conn):
+                version = int(meta.get("version", 0)) + 1
+                if rebuild:
+                    for table in ("documents", "paragraphs", "passages", "segments", lexical.TABLE):
+                        conn.execute(f"DELETE FROM {table}")
+                for generation in gone:
+                    ids = [r[0] for r in conn.execute("SELECT passage_id FROM passages WHERE generation = ?", (generation,))]
+                    lexical.delete(conn, ids)
+                    conn.execute("UPDATE passages SET removed = ? WHERE generation = ?", (version, generation))
+                    conn.execute("UPDATE documents SET removed = ? WHERE generation = ?", (version, generation))
+                tokenizer = lexical.Tokenizer()
+                for item in new:
+                    db.insert_document(conn, db.document_row(item.stored.document, item.stored.origin, item.generation,
+                                                             len(item.passages), version))
+                    db.insert_paragraphs(conn, item.generation, item.paragraphs)
+                if segment_dir is not None:
+                    name = publish(segment_dir)
+                    segment_dir = None
+                    by_generation = {item.generation: item for item in new}
+                    for generation, item in by_generation.items():
+                        db.insert_passages(conn, generation, name, version, item.passages)
+                    lexical.add(conn, [p.passage_id for p in passages], [_lexical_text(p) for p in passages], tokenizer)
+                    conn.execute("INSERT INTO segments(name, count, added) VALUES (?, ?, ?)", (name, len(passages), version))
+                counts = conn.execute("SELECT count(*), coalesce(sum(passages), 0) FROM documents WHERE removed IS NULL").fetchone() \
+                    if rebuild or not meta else None
+                live_docs = counts[0] if counts else int(meta["live_documents"]) + len(new) - len(gone)
+                live_passages = counts[1] if counts else int(meta["live_passages"]) + len(passages) - _passages_of(conn, gone)
+                db.set_meta(conn, format_version=FORMAT_VERSION, rag_version=__version__, embedding_model=self.encoder.name,
+                            dimension=int(self.encoder.dimension), normalized=True, chunking=self.chunking_params(),
+                            created_at=meta.get("created_at") or _now(), updated_at=_now(), version=version,
+                            next_generation=next_generation, next_passage_id=next_passage,
+                            live_documents=live_docs, live_passages=live_passages)
+        except BaseException:
+            if segment_dir is not None:
+                shutil.rmtree(segment_dir, ignore_errors=True)
+            raise
+        for name in old_segments:
+            remove_segment(index_dir, name, self.settings)
+        return version
 
-    def _vectors(self, passages: list[Passage], rows: list[np.ndarray | None], report: IndexReport) -> np.ndarray:
-        todo = [i for i, row in enumerate(rows) if row is None]
-        report.embedded_passages = len(todo)
-        dimension = self.encoder.dimension
-        vectors = np.zeros((len(passages), dimension), dtype=np.float32)
-        if todo:
-            vectors[todo] = self.encoder.encode(
-                [_dense_text(passages[i]) for i in todo], batch_size=self.settings.embedding_batch_size
-            )
-        for i, row in enumerate(rows):
-            if row is not None:
-                vectors[i] = row
-        return vectors
+    def _chunk(self, stored: StoredDocument, generation: int, first_id: int, report: IndexReport) -> _New | None:
+        document = stored.document
+        paragraphs = split_paragraphs(document, self.settings.max_passage_words)
+        if not document.title:
+            title = next((p.section for p in paragraphs if p.section), "") or document.document_id
+            stored = StoredDocument(replace(document, title=title), stored.origin)
+        passages = make_passages(paragraphs, self.settings.max_passage_words, self.settings.window_overlap_sentences,
+                                 first_passage_id=first_id, title=stored.document.title)
+        if not passages:
+            log.warning("document %s has no indexable text; skipped", document.document_id)
+            report.skipped.append((document.document_id, "no indexable text"))
+            return None
+        return _New(stored, generation, paragraphs, passages)
+
+    def _embed(self, passages: list[Passage], report: IndexReport) -> np.ndarray:
+        report.embedded_passages = len(passages)
+        if not passages:
+            return np.zeros((0, self.encoder.dimension), dtype=np.float32)
+        return np.asarray(self.encoder.encode([_dense_text(p) for p in passages], batch_size=self.settings.embedding_batch_size),
+                          dtype=np.float32)
+
+
+def _live_documents(conn: sqlite3.Connection, ids: list[str] | None = None, with_rows: bool = False):
+    """(id, (generation, origin, source_path)) of live documents; or StoredDocuments with rows."""
+    if with_rows:
+        rows = conn.execute("SELECT document_id, row, origin FROM documents WHERE removed IS NULL ORDER BY document_id")
+        return [(d, StoredDocument(Document.from_row(json.loads(r)), o)) for d, r, o in rows]
+    sql = "SELECT document_id, generation, origin, source_path FROM documents WHERE removed IS NULL"
+    if ids is None:
+        return [(d, (g, o, s)) for d, g, o, s in conn.execute(sql)]
+    found = []
+    for doc_id in set(ids):
+        row = conn.execute(sql + " AND document_id = ?", (doc_id,)).fetchone()
+        if row:
+            found.append((row[0], (row[1], row[2], row[3])))
+    return found
+
+
+def _hash(conn: sqlite3.Connection, generation: int) -> str:
+    return conn.execute("SELECT content_hash FROM documents WHERE generation = ?", (generation,)).fetchone()[0]
+
+
+def _passages_of(conn: sqlite3.Connection, generations: list[int]) -> int:
+    return sum(conn.execute("SELECT passages FROM documents WHERE generation = ?", (g,)).fetchone()[0] for g in generations)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 # The document title leads the encoder's text of passages this long or longer: it gives them

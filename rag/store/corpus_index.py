@@ -1,24 +1,24 @@
-"""The on-disk index: documents, paragraphs, passages, vectors, FAISS and BM25, plus a manifest.
+"""The on-disk index and the read snapshot a request uses.
 
-Layout (see index/README.md)::
+Layout (format 3, see index/README.md)::
 
-    index/CURRENT            name of the live version folder (replaced atomically)
-    index/.lock              writer lock (one writer at a time, across processes)
-    index/v-<time>-<rand>/   manifest.json documents.jsonl paragraphs.jsonl passages.jsonl
-                             vectors.npy dense/ bm25/
+    index/store.sqlite[-wal]   documents, paragraphs, passages, BM25 (FTS5), tombstones, the
+                               segment list and the manifest (rag/store/database.py)
+    index/segments/s-*/        immutable vector segments (rag/store/segments.py)
+    index/.lock                writer lock (one writer at a time, across processes)
+    index/.compact.lock        one compaction at a time (rag/store/compaction.py)
 
-Writers build a complete new version folder, fsync it, then atomically replace CURRENT, so a
-reader (or a crash) only ever sees a complete old or complete new index.  A loaded
-``CorpusIndex`` is an immutable snapshot.
+A ``CorpusIndex`` is a snapshot at one committed version: its segments and tombstones are
+loaded when it is opened (reusing the segments of the previous snapshot, so a reload costs
+what changed), and texts are fetched from SQLite per query, filtered to that version.  Nothing
+here holds the corpus text in memory.
 """
 from __future__ import annotations
 
-import errno
 import json
-import logging
-import os
-import shutil
-from dataclasses import asdict, dataclass
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,22 +26,18 @@ import numpy as np
 
 from rag import __version__
 from rag.errors import IndexIncompatible, IndexNotFound
-from rag.settings import get_settings
-from rag.store.base import VectorStore
-from rag.store.factory import drop_vector_store, load_vector_store
-from rag.store.lexical import LexicalIndex
+from rag.settings import Settings
+from rag.store import database as db
+from rag.store import lexical
+from rag.store.segments import DenseIndex, Segment, load_segment
 from rag.types import Document, Paragraph, Passage
 
-log = logging.getLogger(__name__)
-
 # Bump when the layout or the meaning of stored fields changes.
-FORMAT_VERSION = 2  # 2: canonical text with typed blocks; paragraphs with kind, source span, pages
-CURRENT_FILE = "CURRENT"
-MANIFEST_FILE = "manifest.json"
-VERSION_PREFIX = "v-"
-# Older versions kept after a switch: a process that read CURRENT just before the switch can
-# still open the folder it named.
-KEEP_OLD_VERSIONS = 1
+# 2: canonical text with typed blocks (JSONL files per version); 3: SQLite + vector segments.
+FORMAT_VERSION = 3
+LEGACY_CURRENT_FILE = "CURRENT"  # format 2's pointer to its live version folder
+# BM25 hits fetched beyond k: rows committed after this snapshot are filtered out afterwards.
+LEXICAL_SLACK = 64
 
 
 @dataclass(frozen=True)
@@ -50,119 +46,19 @@ class StoredDocument:
     origin: str  # "file" (from a scanned folder) or "upload" (from the API)
 
 
-class CorpusIndex:
-    """A loaded, immutable index version."""
-
-    def __init__(
-        self,
-        manifest: dict[str, Any],
-        documents: dict[str, StoredDocument],
-        paragraphs: dict[tuple[str, int], Paragraph],
-        passages: list[Passage],
-        vectors: np.ndarray,
-        dense: VectorStore | None,
-        lexical: LexicalIndex,
-        folder: Path | None = None,
-    ):
-        self.manifest = manifest
-        self.documents = documents
-        self.paragraphs = paragraphs
-        self.passages = passages
-        self.vectors = vectors
-        self.dense = dense
-        self.lexical = lexical
-        self.folder = folder
-
-    @property
-    def model(self) -> str:
-        return self.manifest["embedding_model"]
-
-    def __len__(self) -> int:
-        return len(self.passages)
-
-    def paragraph_of(self, passage: Passage) -> Paragraph:
-        return self.paragraphs[(passage.document_id, passage.paragraph_index)]
-
-    def passages_by_document(self) -> dict[str, list[Passage]]:
-        grouped: dict[str, list[Passage]] = {doc_id: [] for doc_id in self.documents}
-        for passage in self.passages:
-            grouped[passage.document_id].append(passage)
-        return grouped
-
-    # ----------------------------------------------------------------------- persistence
-    def save(self, index_dir: Path) -> Path:
-        """Write this snapshot as a new version and make it current; returns its folder."""
-        index_dir.mkdir(parents=True, exist_ok=True)
-        folder = index_dir / f"{VERSION_PREFIX}{os.urandom(6).hex()}"
-        tmp = index_dir / f".tmp-{folder.name}"
-        tmp.mkdir()
-        try:
-            _write_jsonl(tmp / "documents.jsonl", ({**d.document.to_row(), "origin": d.origin} for d in self.documents.values()))
-            _write_jsonl(tmp / "paragraphs.jsonl", (asdict(p) for p in self.paragraphs.values()))
-            _write_jsonl(tmp / "passages.jsonl", (asdict(p) for p in self.passages))
-            np.save(tmp / "vectors.npy", np.ascontiguousarray(self.vectors, dtype=np.float32))
-            try:
-                self.dense.save(tmp / "dense")
-            except RuntimeError as exc:  # FAISS reports a full disk as a C++ error, not OSError
-                if _disk_full(tmp):
-                    raise OSError(errno.ENOSPC, f"no space left on device while writing the vector index: {exc}") from exc
-                raise
-            self.lexical.save(tmp / "bm25")
-            (tmp / MANIFEST_FILE).write_text(json.dumps(self.manifest, indent=2, sort_keys=True))
-            _fsync_tree(tmp)
-            os.rename(tmp, folder)
-            _fsync_dir(index_dir)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            drop = getattr(self.dense, "drop", None)  # a collection built for this version
-            if drop is not None:
-                drop()
-            raise
-        try:
-            _atomic_write(index_dir / CURRENT_FILE, folder.name + "\n")
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)  # never leave a version CURRENT does not name
-            raise
-        self.folder = folder
-        _remove_old_versions(index_dir, keep=folder.name)
-        return folder
-
-    @classmethod
-    def load(
-        cls, index_dir: Path, expected_model: str | None = None, mmap: bool = True, settings=None, with_dense: bool = True
-    ) -> CorpusIndex:
-        """``settings`` (default: the environment's) give the vector store's connection details
-        and query-time knobs; the manifest says which backend built the version.  The index
-        builder passes ``with_dense=False``: it reuses vectors, never the old vector store."""
-        folder = current_version(index_dir)
-        manifest = read_manifest(folder)
-        check_compatible(manifest, expected_model, index_dir)
-        documents = {}
-        for row in _read_jsonl(folder / "documents.jsonl"):
-            origin = row.pop("origin", "file")
-            documents[row["document_id"]] = StoredDocument(Document.from_row(row), origin)
-        paragraphs = {(p.document_id, p.paragraph_index): p for p in (Paragraph(**r) for r in _read_jsonl(folder / "paragraphs.jsonl"))}
-        passages = [Passage(**r) for r in _read_jsonl(folder / "passages.jsonl")]
-        vectors = np.load(folder / "vectors.npy", mmap_mode="r" if mmap else None)
-        dense = None
-        if with_dense:
-            dense = load_vector_store(folder / "dense", manifest.get("dense", {}), settings or get_settings(), mmap=mmap)
-        lexical = LexicalIndex.load(folder / "bm25")
-        return cls(manifest, documents, paragraphs, passages, vectors, dense, lexical, folder)
+def database_path(index_dir: Path) -> Path:
+    return Path(index_dir) / db.DATABASE_FILE
 
 
-def current_version(index_dir: Path) -> Path:
-    pointer = index_dir / CURRENT_FILE
-    if not pointer.is_file():
-        raise IndexNotFound(f"no index at {index_dir}: run `rag index` first")
-    folder = index_dir / pointer.read_text().strip()
-    if not (folder / MANIFEST_FILE).is_file():
-        raise IndexNotFound(f"index at {index_dir} points to a missing version {folder.name}")
-    return folder
+def index_exists(index_dir: Path) -> bool:
+    """Some index (this format or an older one) is in the folder."""
+    return database_path(index_dir).exists() or legacy_format(index_dir)
 
 
-def read_manifest(folder: Path) -> dict[str, Any]:
-    return json.loads((folder / MANIFEST_FILE).read_text())
+def legacy_format(index_dir: Path) -> bool:
+    """An index written by format 2 (version folders and CURRENT) that is not upgraded yet:
+    the upgrade removes CURRENT last, after format 3 has committed."""
+    return (Path(index_dir) / LEGACY_CURRENT_FILE).is_file()
 
 
 def check_compatible(manifest: dict[str, Any], expected_model: str | None, index_dir: Path) -> None:
@@ -170,7 +66,7 @@ def check_compatible(manifest: dict[str, Any], expected_model: str | None, index
     if version != FORMAT_VERSION:
         raise IndexIncompatible(
             f"index at {index_dir} has format version {version}, this rag {__version__} reads "
-            f"version {FORMAT_VERSION}: rebuild it with `rag index`"
+            f"version {FORMAT_VERSION}: run `rag index --index {index_dir}` to upgrade it (or delete the folder and rebuild)"
         )
     if expected_model is not None and manifest.get("embedding_model") != expected_model:
         raise IndexIncompatible(
@@ -180,68 +76,244 @@ def check_compatible(manifest: dict[str, Any], expected_model: str | None, index
         )
 
 
-def _write_jsonl(path: Path, rows) -> None:
-    with path.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+_tokenizers = threading.local()
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+def tokenize_query(query: str) -> list[str]:
+    tokenizer = getattr(_tokenizers, "tokenizer", None)
+    if tokenizer is None:
+        tokenizer = _tokenizers.tokenizer = lexical.Tokenizer()
+    return tokenizer([query])[0]
 
 
-def _disk_full(folder: Path) -> bool:
+class CorpusIndex:
+    """An immutable snapshot of the index at one committed version."""
+
+    def __init__(self, index_dir: Path, connections: db.Connections, meta: dict[str, Any], dense: DenseIndex,
+                 max_passage_id: int):
+        self.folder = Path(index_dir)
+        self.connections = connections
+        self.meta = meta
+        self.version = int(meta.get("version", 0))
+        self.dense = dense
+        self.max_passage_id = max_passage_id
+        self.documents = DocumentsView(self)
+        self.passages = PassagesView(self)
+        self.paragraphs = ParagraphsView(self)
+        self.lexical = LexicalView(self)
+
+    @property
+    def conn(self):
+        return self.connections.get()
+
+    @property
+    def model(self) -> str:
+        return self.meta["embedding_model"]
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return {**{k: v for k, v in self.meta.items() if not k.startswith("next_")},
+                "dense": self.dense.describe(), "lexical": lexical.DESCRIPTION,
+                "document_count": self.meta.get("live_documents", 0), "passage_count": self.meta.get("live_passages", 0)}
+
+    def __len__(self) -> int:
+        return int(self.meta.get("live_passages", 0))
+
+    # ----------------------------------------------------------------------- per query
+    def fetch(self, passage_ids: list[int]) -> dict[int, tuple[Passage, Paragraph]]:
+        """The passages (with their paragraphs) visible in this snapshot, by id."""
+        if not passage_ids:
+            return {}
+        params = {"v": self.version, **{f"p{i}": int(pid) for i, pid in enumerate(passage_ids)}}
+        marks = ",".join(f":p{i}" for i in range(len(passage_ids)))
+        rows = self.conn.execute(
+            "SELECT ps.passage_id, ps.row, pg.row FROM passages ps JOIN paragraphs pg"
+            " ON pg.generation = ps.generation AND pg.paragraph_index = ps.paragraph_index"
+            f" WHERE ps.passage_id IN ({marks}) AND {db.visible('ps')}",
+            params).fetchall()
+        return {pid: (db.passage_from(pid, p), db.paragraph_from(g)) for pid, p, g in rows}
+
+    def vectors_of(self, passage_ids) -> np.ndarray:
+        return self.dense.vectors_of(np.asarray(passage_ids, dtype=np.int64))
+
+    def paragraph_of(self, passage: Passage) -> Paragraph:
+        return self.fetch([passage.passage_id])[passage.passage_id][1]
+
+    def paragraphs_of(self, document_id: str) -> list[Paragraph]:
+        rows = self.conn.execute(
+            "SELECT pg.row FROM documents d JOIN paragraphs pg ON pg.generation = d.generation"
+            f" WHERE d.document_id = :d AND {db.visible('d')}"
+            " ORDER BY pg.paragraph_index", {"d": document_id, "v": self.version}).fetchall()
+        return [db.paragraph_from(r[0]) for r in rows]
+
+    def document_infos(self) -> list[dict]:
+        """Metadata, passage and character counts of every document (no texts), by id."""
+        rows = self.conn.execute(
+            f"SELECT row, origin, passages, characters FROM documents WHERE {db.VISIBLE} ORDER BY document_id", {"v": self.version})
+        infos = []
+        for row, origin, passages, characters in rows:
+            data = json.loads(row)
+            data.pop("text", None)
+            data.pop("blocks", None)
+            infos.append({**data, "origin": origin, "passages": passages, "characters": characters})
+        return infos
+
+    def passage_count(self, document_id: str) -> int:
+        row = self.conn.execute(f"SELECT passages FROM documents WHERE document_id = :d AND {db.VISIBLE}",
+                                {"d": document_id, "v": self.version}).fetchone()
+        return int(row[0]) if row else 0
+
+    def source_url(self, document_id: str) -> str:
+        row = self.conn.execute(f"SELECT json_extract(row, '$.source_url') FROM documents WHERE document_id = :d AND {db.VISIBLE}",
+                                {"d": document_id, "v": self.version}).fetchone()
+        return (row[0] or "") if row else ""
+
+    def largest_documents(self, limit: int) -> dict[str, int]:
+        """{document id: characters} of the ``limit`` largest documents."""
+        rows = self.conn.execute(f"SELECT document_id, characters FROM documents WHERE {db.VISIBLE}"
+                                 " ORDER BY characters DESC, document_id LIMIT :n", {"v": self.version, "n": limit})
+        return dict(rows.fetchall())
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """Every live vector in passage-id order (tests and tools; O(corpus))."""
+        ids = [p.passage_id for p in self.passages]
+        return self.vectors_of(ids)
+
+    def passages_by_document(self) -> dict[str, list[Passage]]:
+        grouped: dict[str, list[Passage]] = {doc_id: [] for doc_id in self.documents}
+        for passage in self.passages:
+            grouped.setdefault(passage.document_id, []).append(passage)
+        return grouped
+
+    # ----------------------------------------------------------------------- loading
+    @classmethod
+    def load(cls, index_dir: Path, expected_model: str | None = None, settings: Settings | None = None,
+             previous: CorpusIndex | None = None, **_ignored) -> CorpusIndex:
+        """Open the latest committed version; segments already open in ``previous`` are reused."""
+        index_dir = Path(index_dir)
+        path = database_path(index_dir)
+        if not path.exists() or legacy_format(index_dir):
+            if legacy_format(index_dir):
+                raise IndexIncompatible(
+                    f"index at {index_dir} has format version 2 (one folder per version), this rag {__version__} reads "
+                    f"version {FORMAT_VERSION}: run `rag index --index {index_dir}` to upgrade it in place")
+            raise IndexNotFound(f"no index at {index_dir}: run `rag index` first")
+        same = previous is not None and previous.folder == index_dir
+        connections = previous.connections if same else db.Connections(path)
+        conn = connections.get()
+        # One read transaction: the meta, the segment list and the tombstones of one commit.
+        with db.transaction(conn, "DEFERRED"):
+            meta = db.get_meta(conn)
+            if not meta:
+                raise IndexNotFound(f"no index at {index_dir}: run `rag index` first")
+            check_compatible(meta, expected_model, index_dir)
+            names = [r[0] for r in conn.execute("SELECT name FROM segments ORDER BY added, name")]
+            dead: dict[str, list[int]] = {}
+            for pid, segment in conn.execute("SELECT passage_id, segment FROM passages WHERE removed IS NOT NULL"):
+                dead.setdefault(segment, []).append(pid)
+            max_id = conn.execute("SELECT max(passage_id) FROM passages").fetchone()[0]
+        reuse: dict[str, Segment] = {s.name: s for s in previous.dense.segments} if same else {}
+        segments = [reuse.get(name) or load_segment(index_dir, name, settings) for name in names]
+        dense = DenseIndex(segments, {k: np.array(sorted(v), dtype=np.int64) for k, v in dead.items()}, int(meta.get("dimension", 0)))
+        return cls(index_dir, connections, meta, dense, int(max_id if max_id is not None else -1))
+
+
+def current_version(index_dir: Path) -> int | None:
+    """The latest committed version number (None: no index); one indexed read."""
+    path = database_path(index_dir)
+    if not path.exists():
+        return None
+    conn = db.connect(path)
     try:
-        stats = os.statvfs(folder)
-    except OSError:
-        return False
-    return stats.f_bavail * stats.f_frsize < 1024 * 1024
-
-
-def _fsync_tree(folder: Path) -> None:
-    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-        if path.is_file():
-            with path.open("rb") as fh:
-                os.fsync(fh.fileno())
-        else:
-            _fsync_dir(path)
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
+        return db.version_of(conn)
     finally:
-        os.close(fd)
+        conn.close()
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+class DocumentsView(Mapping[str, StoredDocument]):
+    """The snapshot's documents, read from SQLite on access (one indexed lookup per ``get``)."""
+
+    def __init__(self, index: CorpusIndex):
+        self._index = index
+
+    def _rows(self, where: str = "", **params):
+        sql = f"SELECT row, origin FROM documents WHERE {db.VISIBLE} {where} ORDER BY document_id"
+        return self._index.conn.execute(sql, {"v": self._index.version, **params})
+
+    def __getitem__(self, document_id: str) -> StoredDocument:
+        row = self._rows("AND document_id = :d", d=document_id).fetchone()
+        if row is None:
+            raise KeyError(document_id)
+        return StoredDocument(Document.from_row(json.loads(row[0])), row[1])
+
+    def __contains__(self, document_id: object) -> bool:
+        sql = f"SELECT 1 FROM documents WHERE document_id = :d AND {db.VISIBLE}"
+        return self._index.conn.execute(sql, {"d": document_id, "v": self._index.version}).fetchone() is not None
+
+    def __iter__(self) -> Iterator[str]:
+        sql = f"SELECT document_id FROM documents WHERE {db.VISIBLE} ORDER BY document_id"
+        return iter([r[0] for r in self._index.conn.execute(sql, {"v": self._index.version})])
+
+    def __len__(self) -> int:
+        return int(self._index.meta.get("live_documents", 0))
+
+    def items(self):  # one query instead of one per document
+        return [(d.document.document_id, d) for d in (StoredDocument(Document.from_row(json.loads(r)), o) for r, o in self._rows())]
 
 
-def _remove_old_versions(index_dir: Path, keep: str) -> None:
-    versions = sorted(
-        (p for p in index_dir.iterdir() if p.is_dir() and p.name.startswith(VERSION_PREFIX) and p.name != keep),
-        key=lambda p: p.stat().st_mtime,
-        reverse=True,
-    )
-    for old in versions[KEEP_OLD_VERSIONS:]:
-        try:
-            drop_vector_store(old / "dense", read_manifest(old).get("dense", {}), get_settings())
-        except (OSError, ValueError):
-            pass  # no readable manifest: nothing outside the folder to free
-        shutil.rmtree(old, ignore_errors=True)
-    for stale in index_dir.glob(".tmp-*"):  # left by a writer that was killed mid-build
-        shutil.rmtree(stale, ignore_errors=True)
-    # A writer killed between writing and renaming CURRENT's temporary file; writers hold the
-    # lock here and ours is renamed already, so any left is stale.
-    for stale in index_dir.glob(f".{CURRENT_FILE}.*.tmp"):
-        stale.unlink(missing_ok=True)
+class PassagesView:
+    """The snapshot's live passages: ``len``, iteration in id order, lookup by id."""
+
+    def __init__(self, index: CorpusIndex):
+        self._index = index
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __iter__(self) -> Iterator[Passage]:
+        sql = f"SELECT passage_id, row FROM passages WHERE {db.VISIBLE} ORDER BY passage_id"
+        for pid, row in self._index.conn.execute(sql, {"v": self._index.version}).fetchall():
+            yield db.passage_from(pid, row)
+
+    def __getitem__(self, passage_id: int) -> Passage:
+        found = self._index.fetch([int(passage_id)])
+        if passage_id not in found:
+            raise KeyError(passage_id)
+        return found[passage_id][0]
+
+
+class ParagraphsView:
+    """Every live paragraph keyed by (document id, paragraph index): a scan, for tools only."""
+
+    def __init__(self, index: CorpusIndex):
+        self._index = index
+
+    def items(self):
+        sql = ("SELECT pg.row FROM documents d JOIN paragraphs pg ON pg.generation = d.generation"
+               f" WHERE {db.visible('d')}"
+               " ORDER BY d.document_id, pg.paragraph_index")
+        paragraphs = [db.paragraph_from(r[0]) for r in self._index.conn.execute(sql, {"v": self._index.version})]
+        return [((p.document_id, p.paragraph_index), p) for p in paragraphs]
+
+    def values(self):
+        return [p for _, p in self.items()]
+
+    def __len__(self) -> int:
+        return len(self.items())
+
+
+class LexicalView:
+    """BM25 (FTS5) restricted to the snapshot's passages."""
+
+    def __init__(self, index: CorpusIndex):
+        self._index = index
+
+    def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(passage ids, BM25 scores) of the ``k`` best passages with a positive score."""
+        ids, scores = lexical.top(self._index.conn, tokenize_query(query), k + LEXICAL_SLACK)
+        keep = ids <= self._index.max_passage_id  # committed after this snapshot: not ours
+        return ids[keep][:k], scores[keep][:k]
+
+    def scores_of(self, query: str, ids) -> dict[int, float]:
+        return lexical.scores_of(self._index.conn, tokenize_query(query), list(ids))

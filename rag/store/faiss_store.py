@@ -167,23 +167,46 @@ class FaissStore(VectorStore):
             faiss.extract_index_ivf(refine.base_index).nprobe = self.config.ivf_nprobe
 
     # ------------------------------------------------------------------------- query
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``exclude``: rows never returned (deleted passages awaiting compaction)."""
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        if self._index is None or self._index.ntotal == 0 or k <= 0:
+        live = 0 if self._index is None else self._index.ntotal - (0 if exclude is None else len(exclude))
+        if self._index is None or live <= 0 or k <= 0:
             n = len(queries)
             return np.zeros((n, 0), dtype=np.float32), np.zeros((n, 0), dtype=np.int64)
-        k = min(k, self._index.ntotal)
+        k = min(k, live)
+        params = self._params(exclude) if exclude is not None and len(exclude) else None
         if len(queries) >= SINGLE_THREAD_BELOW:
-            return self._index.search(queries, k)
+            return self._index.search(queries, k, params=params)
         # One query is too little work to share: on 2 busy cores, waking a second OpenMP thread
         # costs more than the search (IndexFlatIP at 10^5: 9 ms on one thread, 56 ms on two).
         # The thread count is per calling thread in OpenMP, so we restore it for the encoder.
         threads = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1)
         try:
-            return self._index.search(queries, k)
+            return self._index.search(queries, k, params=params)
         finally:
             faiss.omp_set_num_threads(threads)
+
+    def _params(self, exclude: np.ndarray) -> faiss.SearchParameters:
+        """FAISS' own filter (IDSelectorBatch, a hash set) skips excluded rows inside the scan,
+        so a segment with many tombstones needs no over-fetching; the query-time knobs must be
+        repeated here because explicit parameters replace the index's own."""
+        batch = faiss.IDSelectorBatch(np.ascontiguousarray(exclude, dtype=np.int64))
+        selector = faiss.IDSelectorNot(batch)
+        selector.referenced = batch  # keep the wrapped selector alive as long as ours
+        if self.kind == "ivf":
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=self.config.ivf_nprobe)
+        elif self.kind == "hnsw":
+            params = faiss.SearchParametersHNSW(sel=selector, efSearch=self.config.hnsw_ef_search)
+        elif self.kind == "ivfpq":
+            base = faiss.SearchParametersIVF(sel=selector, nprobe=self.config.ivf_nprobe)
+            params = faiss.IndexRefineSearchParameters(k_factor=float(self.config.refine_factor), base_index_params=base)
+            params.referenced = base
+        else:
+            params = faiss.SearchParameters(sel=selector)
+        params.referenced_selector = selector
+        return params
 
     # ------------------------------------------------------------------------- persistence
     def save(self, folder: Path) -> None:

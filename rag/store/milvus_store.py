@@ -119,10 +119,12 @@ class MilvusStore(VectorStore):
         self.collection, self.dimension, self.count = name, d, n
 
     # ------------------------------------------------------------------------- query
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``exclude``: rows never returned (a boolean filter evaluated inside Milvus)."""
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         nq = len(queries)
-        k = min(k, self.count, MAX_TOP_K)
+        excluded = [] if exclude is None else [int(i) for i in exclude]
+        k = min(k, self.count - len(excluded), MAX_TOP_K)
         if k <= 0 or self.collection is None:
             return np.zeros((nq, 0), dtype=np.float32), np.zeros((nq, 0), dtype=np.int64)
         hits = self.client.search(
@@ -132,6 +134,7 @@ class MilvusStore(VectorStore):
             output_fields=[ID_FIELD],
             search_params={"metric_type": "IP"},
             anns_field=VECTOR_FIELD,
+            **({"filter": f"{ID_FIELD} not in {excluded}"} if excluded else {}),
         )
         scores = np.full((nq, k), -np.inf, dtype=np.float32)
         ids = np.full((nq, k), -1, dtype=np.int64)

@@ -1,0 +1,50 @@
+"""Clean what killed writers and compactions left behind.  Callers hold the writer lock."""
+from __future__ import annotations
+
+import fcntl
+import shutil
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+
+from rag.settings import Settings
+from rag.store.segments import MERGE_PREFIX, TEMP_PREFIX, remove_segment, segments_root
+
+COMPACT_LOCK_FILE = ".compact.lock"
+
+
+@contextmanager
+def compaction_lock(index_dir: Path, blocking: bool = False):
+    """Yields True when this process holds the compaction lock (flock), False when another does."""
+    Path(index_dir).mkdir(parents=True, exist_ok=True)
+    with open(Path(index_dir) / COMPACT_LOCK_FILE, "a+") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def remove_orphans(index_dir: Path, conn: sqlite3.Connection, settings: Settings | None) -> None:
+    """Segment folders no commit names: a writer killed before its commit (``.tmp-*``, or a
+    published ``s-*`` whose transaction never committed), a compaction killed mid-merge
+    (``.merge-*``, only while no compaction runs) or after its commit (its old segments)."""
+    root = segments_root(index_dir)
+    if not root.is_dir():
+        return
+    registered = {r[0] for r in conn.execute("SELECT name FROM segments")}
+    merges = [p for p in root.iterdir() if p.name.startswith(MERGE_PREFIX)]
+    if merges:
+        with compaction_lock(index_dir) as free:
+            if free:
+                for path in merges:
+                    shutil.rmtree(path, ignore_errors=True)
+    for path in root.iterdir():
+        if path.name.startswith(TEMP_PREFIX):
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.name.startswith("s-") and path.name not in registered:
+            remove_segment(index_dir, path.name, settings)

@@ -1,0 +1,173 @@
+"""Dense vectors in immutable segments: each write adds one, compaction merges them.
+
+A segment is a folder ``index/segments/<name>/`` written once and never changed:
+
+    ids.npy        passage ids of its rows, ascending (row i holds passage ids[i])
+    vectors.npy    float32 unit vectors (memory-mapped: exact scores, and the input of merges)
+    dense/         the vector store over those rows (FAISS, kind chosen by the segment's size;
+                   or a Milvus collection), see rag/store/factory.py
+    segment.json   row count and the store's description
+
+Why segments and not one ``IndexIDMap2`` with ``add_with_ids``/``remove_ids``: FAISS indexes
+are not safe to modify while another thread searches them, and ``remove_ids`` on a flat index
+moves every later vector (O(N) per delete).  Immutable segments are shared by every snapshot
+that lists them (a reload opens only the new ones), a write costs one small segment, a delete
+costs only tombstones (rows skipped inside FAISS' scan via IDSelectorBatch), and an IVF
+segment's clustering is re-trained whenever compaction rewrites it (rag/store/compaction.py),
+so it follows the data as it drifts.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rag.settings import Settings
+from rag.store.base import VectorStore
+from rag.store.factory import drop_vector_store, load_vector_store, make_vector_store
+from rag.store.files import disk_full, fsync_dir, fsync_tree
+
+SEGMENTS_DIR = "segments"
+SEGMENT_FILE = "segment.json"
+TEMP_PREFIX = ".tmp-"
+MERGE_PREFIX = ".merge-"  # a compaction's segment before it is published
+
+
+@dataclass(frozen=True)
+class Segment:
+    name: str
+    ids: np.ndarray
+    vectors: np.ndarray
+    store: VectorStore
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def segments_root(index_dir: Path) -> Path:
+    return Path(index_dir) / SEGMENTS_DIR
+
+
+def build_segment(index_dir: Path, ids: np.ndarray, vectors: np.ndarray, settings: Settings, prefix: str = TEMP_PREFIX) -> Path:
+    """Write a complete, fsynced segment into a temporary folder; ``publish`` names it."""
+    root = segments_root(index_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    folder = root / f"{prefix}s-{os.urandom(6).hex()}"
+    folder.mkdir()
+    store = None
+    try:
+        np.save(folder / "ids.npy", np.ascontiguousarray(ids, dtype=np.int64))
+        np.save(folder / "vectors.npy", np.ascontiguousarray(vectors, dtype=np.float32))
+        store = make_vector_store(settings)
+        store.build(np.ascontiguousarray(vectors, dtype=np.float32))
+        try:
+            store.save(folder / "dense")
+        except RuntimeError as exc:  # FAISS reports a full disk as a C++ error, not OSError
+            if disk_full(folder):
+                raise OSError(errno.ENOSPC, f"no space left on device while writing the vector index: {exc}") from exc
+            raise
+        (folder / SEGMENT_FILE).write_text(json.dumps({"count": len(ids), "dense": store.describe()}, indent=2))
+        fsync_tree(folder)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        drop = getattr(store, "drop", None)  # a Milvus collection built for this segment
+        if drop is not None:
+            drop()
+        raise
+    return folder
+
+
+def publish(folder: Path) -> str:
+    """Rename a built segment to its final name (``s-<random>``); callers hold the writer lock."""
+    name = "s-" + folder.name.rsplit("s-", 1)[1]
+    os.rename(folder, folder.parent / name)
+    fsync_dir(folder.parent)
+    return name
+
+
+def load_segment(index_dir: Path, name: str, settings: Settings | None) -> Segment:
+    folder = segments_root(index_dir) / name
+    info = json.loads((folder / SEGMENT_FILE).read_text())
+    ids = np.load(folder / "ids.npy")
+    vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+    store = load_vector_store(folder / "dense", info["dense"], settings, mmap=True)
+    return Segment(name, ids, vectors, store)
+
+
+def remove_segment(index_dir: Path, name: str, settings: Settings | None) -> None:
+    """Delete a segment no commit lists any more.  Processes that still search it keep their
+    memory maps (POSIX keeps unlinked files readable); a Milvus collection is dropped."""
+    folder = segments_root(index_dir) / name
+    try:
+        info = json.loads((folder / SEGMENT_FILE).read_text())
+        drop_vector_store(folder / "dense", info.get("dense", {}), settings)
+    except (OSError, ValueError):
+        pass
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+class DenseIndex:
+    """The vector side of one snapshot: its segments minus its tombstones."""
+
+    backend = "segments"
+
+    def __init__(self, segments: list[Segment], dead: dict[str, np.ndarray], dimension: int):
+        self.segments = segments
+        self.dimension = dimension
+        # Rows to skip per segment: positions of the dead passage ids in that segment's ids.
+        self._exclude = {}
+        for segment in segments:
+            ids = dead.get(segment.name)
+            if ids is not None and len(ids):
+                positions = np.searchsorted(segment.ids, ids)
+                self._exclude[segment.name] = positions[(positions < len(segment.ids)) & (segment.ids[np.minimum(positions, len(segment.ids) - 1)] == ids)]
+        self._live = sum(len(s) for s in segments) - sum(len(x) for x in self._exclude.values())
+
+    def __len__(self) -> int:
+        return self._live
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, passage ids), each (len(queries), <= k), best first; ties by passage id."""
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        found_scores, found_ids = [], []
+        for segment in self.segments:
+            scores, rows = segment.store.search(queries, k, exclude=self._exclude.get(segment.name))
+            if rows.shape[1]:
+                ids = np.where(rows >= 0, segment.ids[np.maximum(rows, 0)], -1)
+                found_scores.append(np.where(rows >= 0, scores, -np.inf))
+                found_ids.append(ids)
+        n = len(queries)
+        if not found_ids:
+            return np.zeros((n, 0), dtype=np.float32), np.zeros((n, 0), dtype=np.int64)
+        scores, ids = np.hstack(found_scores), np.hstack(found_ids)
+        k = min(k, scores.shape[1])
+        out_scores, out_ids = np.empty((n, k), dtype=np.float32), np.empty((n, k), dtype=np.int64)
+        for row in range(n):
+            order = np.lexsort((ids[row], -scores[row]))[:k]
+            out_scores[row], out_ids[row] = scores[row][order], ids[row][order]
+        return out_scores, out_ids
+
+    def vectors_of(self, passage_ids: np.ndarray) -> np.ndarray:
+        """The stored vectors of these passages (zeros for an id no segment holds)."""
+        passage_ids = np.asarray(passage_ids, dtype=np.int64)
+        out = np.zeros((len(passage_ids), self.dimension), dtype=np.float32)
+        for segment in self.segments:
+            if not len(segment.ids):
+                continue
+            positions = np.searchsorted(segment.ids, passage_ids)
+            clipped = np.minimum(positions, len(segment.ids) - 1)
+            hit = segment.ids[clipped] == passage_ids
+            if hit.any():
+                out[hit] = segment.vectors[clipped[hit]]
+        return out
+
+    def describe(self) -> dict:
+        """The largest segment's store (its kind is what most queries search), and the counts."""
+        largest = max(self.segments, key=len, default=None)
+        info = largest.store.describe() if largest is not None else {"backend": "faiss"}
+        return {**info, "segments": len(self.segments), "rows": sum(len(s) for s in self.segments), "live": self._live}
