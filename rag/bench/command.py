@@ -27,7 +27,7 @@ DEFAULT_SIZES = "1000,10000,100000,1000000"
 
 
 def bench_command(
-    section: Annotated[Optional[list[str]], typer.Option("--section", "-s", help="build | latency | http | scale (repeatable) [default: all]")] = None,
+    section: Annotated[Optional[list[str]], typer.Option("--section", "-s", help="build | latency | http | scale | writes (repeatable) [default: all]")] = None,
     out: Annotated[Path, typer.Option("--out", help="Folder for BENCHMARKS.md and bench/*.json, *.png")] = Path("eval"),
     squad: Annotated[Path, typer.Option("--squad", help="SQuAD v1.1 dev JSON (read, never copied)")] = DEFAULT_SQUAD,
     model: Annotated[str, typer.Option("--model", help="Embedding model")] = DEFAULT_EMBEDDING_MODEL,
@@ -48,7 +48,7 @@ def bench_command(
     unknown = [s for s in chosen if s not in SECTIONS]
     if unknown:
         raise typer.BadParameter(f"unknown section {', '.join(unknown)}; use {', '.join(SECTIONS)}")
-    if {"build", "latency", "scale"} & set(chosen) and not squad.is_file():
+    if {"build", "latency", "scale", "writes"} & set(chosen) and not squad.is_file():
         raise typer.BadParameter(f"SQuAD v1.1 dev not found at {squad}: pass --squad PATH")
     folder = out / "bench"
     folder.mkdir(parents=True, exist_ok=True)
@@ -60,6 +60,7 @@ def bench_command(
         "latency": _command("latency", common + ["--requests", str(requests)]),
         "http": _command("http", common + ["--requests", str(requests), "--concurrency", concurrency]),
         "scale": _command("scale", common + ["--sizes", sizes, "--text-max", str(text_max)]),
+        "writes": _command("writes", common + ["--sizes", sizes]),
     }
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
         work = Path(tmp)
@@ -78,6 +79,8 @@ def bench_command(
             _section_http(folder, corpus_index, model, reader, levels, requests, work, commands["http"])
         if "scale" in chosen:
             _section_scale(folder, squad, model, [int(float(s)) for s in sizes.split(",") if s.strip()], text_max, cache, commands["scale"])
+        if "writes" in chosen:
+            _section_writes(folder, squad, model, [int(float(s)) for s in sizes.split(",") if s.strip()], cache, commands["writes"])
     if not no_report:
         target = render(folder, out / "BENCHMARKS.md")
         typer.echo(f"wrote {target}")
@@ -179,3 +182,24 @@ def _section_scale(folder: Path, squad: Path, model: str, sizes: list[int], text
         result["text"].append(row)
         write_json(folder / "scale.json", result)
         typer.echo(f"  {size:,} passages, full hybrid path: p50 {row['hybrid_without_encoding_ms']['p50']} ms")
+
+
+def _section_writes(folder: Path, squad: Path, model: str, sizes: list[int], cache: Path, command: str) -> None:
+    from rag.bench.data import DEFAULT_BANDWIDTH, SyntheticCorpus, cached_vectors, load_squad
+    from rag.bench.writes import bench_writes
+    from rag.embedding import load_encoder
+
+    typer.echo(f"writes: sizes {sizes} ...")
+    sample = load_squad(squad)
+    real = cached_vectors(cache, load_encoder(model), sample.paragraphs, "squad-paragraphs")
+    synthetic = SyntheticCorpus(real, DEFAULT_BANDWIDTH)
+    result = {"machine": machine(), "command": command, "rows": [],
+              "description": ("One passage per document (SQuAD paragraphs cycled to the size), synthetic vectors drawn around "
+                              "real SQuAD paragraph embeddings; 20 rounds of: upload one 3-paragraph document, delete it, "
+                              "compact as the policy asks (inline).  Times are the storage only (chunking, segment, SQLite "
+                              "commit, snapshot reload), no encoder.")}
+    for size in sizes:
+        row = bench_writes(sample, synthetic, size, questions=sample.questions[:200])
+        result["rows"].append(row)
+        write_json(folder / "writes.json", result)
+        typer.echo(f"  {size:,} passages: upload p50 {row['upload_ms']['p50']} ms, delete p50 {row['delete_ms']['p50']} ms")

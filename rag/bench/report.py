@@ -5,7 +5,7 @@ from pathlib import Path
 
 from rag.bench.common import read_json
 
-SECTIONS = ("build", "latency", "http", "scale")
+SECTIONS = ("build", "latency", "http", "scale", "writes")
 TARGETS = {
     "search_p50_ms": 15, "ask_p50_ms": 100, "ask_rps_c8": 20, "ask_p95_c8_ms": 500,
     "scale_search_p50_ms": 20, "scale_recall": 0.95, "scale_memory_mb": 2048, "build_paragraphs_per_s": 60,
@@ -90,6 +90,7 @@ def render(folder: Path, target: Path) -> Path:
     lines += _latency(results.get("latency"))
     lines += _http(results.get("http"), "http.png" in made)
     lines += _scale(results.get("scale"), "scale.png" in made)
+    lines += _writes(results.get("writes"))
     notes = folder / "NOTES.md"
     if notes.is_file():
         lines += ["", notes.read_text().rstrip(), ""]
@@ -225,4 +226,20 @@ def _scale(r: dict | None, plot: bool) -> list[str]:
             out.append(f"| {row['passages']:,} | {row['index']} | {row['build_s_without_embedding']} s | {_pct(row['bm25_ms'])} | {_pct(row['hybrid_without_encoding_ms'])} |")
     if plot:
         out += ["", "![latency, recall and memory by corpus size](bench/scale.png)"]
+    return out + [""]
+
+
+def _writes(result: dict | None) -> list[str]:
+    """Upload and delete of one small document as the corpus grows (rag/bench/writes.py)."""
+    if not result:
+        return []
+    out = ["## Writes: one small document at growing corpus sizes", "", result.get("description", ""), "",
+           f"Reproduce: `{result['command']}`", "",
+           "| passages | upload p50 / p95 ms | delete p50 / p95 ms | compaction per round p50 ms | segments after | BM25 p50 ms | hybrid (no encoding) p50 ms | bulk build s |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        out.append(f"| {r['passages']:,} | {r['upload_ms']['p50']:.0f} / {r['upload_ms']['p95']:.0f} | "
+                   f"{r['delete_ms']['p50']:.0f} / {r['delete_ms']['p95']:.0f} | {r['compaction_ms_per_round']['p50']:.0f} | "
+                   f"{r['segments_after']} | {r.get('bm25_ms', {}).get('p50', '-')} | {r.get('hybrid_without_encoding_ms', {}).get('p50', '-')} | "
+                   f"{r['bulk_build_s']} |")
     return out + [""]
