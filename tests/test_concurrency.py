@@ -1,7 +1,7 @@
 """Bounded loopback load test: several clients mix questions, searches, uploads and deletes.
 
 uvicorn serves the app on 127.0.0.1 in a thread (hashing encoder, heuristic reader, an API key,
-the rate limiter in the path with a budget the test cannot exhaust).  Each client owns its own
+the rate limiter and the work budget in the path with budgets the test cannot exhaust).  Each client owns its own
 document ids, so it knows exactly what the service must hold for them; all clients also fight
 over one shared id.  Checked while running:
 
@@ -146,7 +146,7 @@ class LoadClient(threading.Thread):
 
 
 def test_concurrent_load_loses_nothing(tmp_path: Path):
-    pipeline = indexed_pipeline(tmp_path, api_keys=KEY, rate_limit="1000000/minute", log_json=False)
+    pipeline = indexed_pipeline(tmp_path, api_keys=KEY, rate_limit="1000000/minute", work_budget="100000000/minute", log_json=False)
     settings = pipeline.settings
 
     started = time.monotonic()

@@ -184,8 +184,10 @@ class IndexBuilder:
             with db.transaction(conn):
                 version = int(meta.get("version", 0)) + 1
                 if rebuild:
-                    for table in ("documents", "paragraphs", "passages", "segments", lexical.TABLE):
+                    for table in ("documents", "paragraphs", "passages", "segments"):
                         conn.execute(f"DELETE FROM {table}")
+                    lexical.clear(conn)
+                lexical.backfill(conn)
                 for generation in gone:
                     ids = [r[0] for r in conn.execute("SELECT passage_id FROM passages WHERE generation = ?", (generation,))]
                     lexical.delete(conn, ids)

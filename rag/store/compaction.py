@@ -32,6 +32,7 @@ from rag.store import database as db
 from rag.store import lexical  # noqa: F401  (the FTS table is part of the schema the purge relies on)
 from rag.store.builder import writer_lock
 from rag.store.corpus_index import database_path
+from rag.store.files import load_array
 from rag.store.maintenance import compaction_lock
 from rag.store.segments import MERGE_PREFIX, build_segment, publish, remove_segment, segments_root
 
@@ -106,8 +107,8 @@ def _compact(index_dir: Path, conn: sqlite3.Connection, settings: Settings | Non
     ids_parts, vector_parts, purged = [], [], []
     for name in chosen:
         folder = segments_root(index_dir) / name
-        ids = np.load(folder / "ids.npy")
-        vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+        ids = load_array(folder / "ids.npy")
+        vectors = load_array(folder / "vectors.npy", mmap_mode="r")
         keep = ~np.isin(ids, dead.get(name, np.zeros(0, dtype=np.int64)))
         ids_parts.append(ids[keep])
         vector_parts.append(np.asarray(vectors[keep]))

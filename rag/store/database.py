@@ -48,7 +48,7 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS passages_segment ON passages(segment)",
     "CREATE INDEX IF NOT EXISTS passages_removed ON passages(removed) WHERE removed IS NOT NULL",
     "CREATE TABLE IF NOT EXISTS segments(name TEXT PRIMARY KEY, count INTEGER NOT NULL, added INTEGER NOT NULL)",
-    lexical.CREATE_SQL,
+    *lexical.SCHEMA,
 ]
 VISIBLE = "added <= :v AND (removed IS NULL OR removed > :v)"
 

@@ -2,7 +2,22 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
+
+import numpy as np
+
+# np.load parses the .npy header with ast.literal_eval, and CPython 3.11's AST constructor keeps
+# its recursion depth in per-interpreter state: two threads parsing at once can fail with
+# "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905).  Segments are
+# loaded by request threads on reload and by the compaction thread, so loads take turns (the
+# header parse is microseconds; memory-mapped data is not read here).
+_NPY_LOCK = threading.Lock()
+
+
+def load_array(path: Path, mmap_mode: str | None = None) -> np.ndarray:
+    with _NPY_LOCK:
+        return np.load(path, mmap_mode=mmap_mode)
 
 
 def disk_full(folder: Path) -> bool:

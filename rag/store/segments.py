@@ -30,7 +30,7 @@ import numpy as np
 from rag.settings import Settings
 from rag.store.base import VectorStore
 from rag.store.factory import drop_vector_store, load_vector_store, make_vector_store
-from rag.store.files import disk_full, fsync_dir, fsync_tree
+from rag.store.files import disk_full, fsync_dir, fsync_tree, load_array
 
 SEGMENTS_DIR = "segments"
 SEGMENT_FILE = "segment.json"
@@ -93,8 +93,8 @@ def publish(folder: Path) -> str:
 def load_segment(index_dir: Path, name: str, settings: Settings | None) -> Segment:
     folder = segments_root(index_dir) / name
     info = json.loads((folder / SEGMENT_FILE).read_text())
-    ids = np.load(folder / "ids.npy")
-    vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+    ids = load_array(folder / "ids.npy")
+    vectors = load_array(folder / "vectors.npy", mmap_mode="r")
     store = load_vector_store(folder / "dense", info["dense"], settings, mmap=True)
     return Segment(name, ids, vectors, store)
 
