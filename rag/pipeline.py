@@ -85,7 +85,8 @@ class Pipeline:
             index = CorpusIndex.load(self.index_dir, expected_model=self.encoder.name, settings=self.settings, previous=current)
             if current is None or index.version >= current.version:
                 self._index = index
-            return self._index
+                return index
+            return current
 
     @property
     def index(self) -> CorpusIndex:

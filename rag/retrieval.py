@@ -71,16 +71,16 @@ class Retriever:
         ranked: list[tuple[list[int], float]] = []  # (passage ids best first, weight)
         bm25: dict[int, float] = {}
         if params.mode in ("bm25", "hybrid"):
-            ids, scores = index.lexical.search(query, depth)
-            bm25 = dict(zip(ids.tolist(), scores.tolist(), strict=True))
-            ranked.append((ids.tolist(), params.bm25_weight))
+            lexical_ids, lexical_scores = index.lexical.search(query, depth)
+            bm25 = dict(zip(lexical_ids.tolist(), lexical_scores.tolist(), strict=True))
+            ranked.append((lexical_ids.tolist(), params.bm25_weight))
         if query_vector is not None:
-            _, ids = index.dense.search(query_vector[None, :], depth)
-            ranked.append((ids[0][ids[0] >= 0].tolist(), params.dense_weight))
+            _, dense_ids = index.dense.search(query_vector[None, :], depth)
+            ranked.append((dense_ids[0][dense_ids[0] >= 0].tolist(), params.dense_weight))
 
         fused: dict[int, float] = {}
-        for ids, weight in ranked:
-            for rank, pid in enumerate(ids, start=1):
+        for ranked_ids, weight in ranked:
+            for rank, pid in enumerate(ranked_ids, start=1):
                 fused[pid] = fused.get(pid, 0.0) + weight / (params.rrf_k + rank)
         if params.mode != "hybrid":
             # single retriever: report its raw score as the ranking score
@@ -95,19 +95,19 @@ class Retriever:
         dense_scores = index.vectors_of(candidates) @ query_vector if query_vector is not None else None
         ranked_all = []
         for i, pid in enumerate(candidates):
-            scores = PassageScores(
+            passage_scores = PassageScores(
                 bm25=bm25.get(pid, 0.0) if params.mode != "dense" else None,
                 dense=float(dense_scores[i]) if dense_scores is not None else None,
                 fused=fused[pid],
             )
-            primary = {"bm25": scores.bm25, "dense": scores.dense, "hybrid": scores.fused}[params.mode]
-            ranked_all.append((-float(primary), pid, scores))
+            primary = {"bm25": passage_scores.bm25, "dense": passage_scores.dense, "hybrid": passage_scores.fused}[params.mode]
+            ranked_all.append((-float(primary or 0.0), pid, passage_scores))
         ranked_all.sort(key=lambda r: (r[0], r[1]))
         # Only the returned passages' texts are read (one query); a few spare ones stand in for
         # rows a compaction purged since this snapshot was taken.
         shown = ranked_all[: params.top_k + FETCH_SPARE]
         rows = index.fetch([pid for _, pid, _ in shown])
-        results = [RetrievedPassage(*rows[pid], -neg, scores) for neg, pid, scores in shown if pid in rows][: params.top_k]
+        results = [RetrievedPassage(*rows[pid], -neg, kept) for neg, pid, kept in shown if pid in rows][: params.top_k]
         for rank, result in enumerate(results, start=1):
             result.rank = rank
         return results

@@ -193,13 +193,14 @@ def _section_writes(folder: Path, squad: Path, model: str, sizes: list[int], cac
     sample = load_squad(squad)
     real = cached_vectors(cache, load_encoder(model), sample.paragraphs, "squad-paragraphs")
     synthetic = SyntheticCorpus(real, DEFAULT_BANDWIDTH)
-    result = {"machine": machine(), "command": command, "rows": [],
+    rows: list[dict] = []
+    result = {"machine": machine(), "command": command, "rows": rows,
               "description": ("One passage per document (SQuAD paragraphs cycled to the size), synthetic vectors drawn around "
                               "real SQuAD paragraph embeddings; 20 rounds of: upload one 3-paragraph document, delete it, "
                               "compact as the policy asks (inline).  Times are the storage only (chunking, segment, SQLite "
                               "commit, snapshot reload), no encoder.")}
     for size in sizes:
         row = bench_writes(sample, synthetic, size, questions=sample.questions[:200])
-        result["rows"].append(row)
+        rows.append(row)
         write_json(folder / "writes.json", result)
         typer.echo(f"  {size:,} passages: upload p50 {row['upload_ms']['p50']} ms, delete p50 {row['delete_ms']['p50']} ms")

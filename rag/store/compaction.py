@@ -98,7 +98,7 @@ def compact_all(index_dir: Path, settings: Settings) -> int:
     return steps
 
 
-def _compact(index_dir: Path, conn: sqlite3.Connection, settings: Settings | None, before_commit) -> bool:
+def _compact(index_dir: Path, conn: sqlite3.Connection, settings: Settings, before_commit) -> bool:
     started = time.perf_counter()
     segments, dead = _state(conn)
     chosen = plan(segments, {k: len(v) for k, v in dead.items()})
@@ -125,8 +125,8 @@ def _compact(index_dir: Path, conn: sqlite3.Connection, settings: Settings | Non
     with writer_lock(index_dir):
         with db.transaction(conn):
             version = db.version_of(conn) + 1
-            name = publish(merged) if merged is not None else None
-            generations = set()
+            new_name = publish(merged) if merged is not None else None
+            generations: set[int] = set()
             for start in range(0, len(purged), 500):
                 chunk = purged[start : start + 500]
                 marks = ",".join("?" * len(chunk))
@@ -137,13 +137,13 @@ def _compact(index_dir: Path, conn: sqlite3.Connection, settings: Settings | Non
                     conn.execute("DELETE FROM paragraphs WHERE generation = ?", (generation,))
                     conn.execute("DELETE FROM documents WHERE generation = ? AND removed IS NOT NULL", (generation,))
             marks = ",".join("?" * len(chosen))
-            if name is not None:
-                conn.execute(f"UPDATE passages SET segment = ? WHERE segment IN ({marks})", (name, *chosen))
-                conn.execute("INSERT INTO segments(name, count, added) VALUES (?, ?, ?)", (name, len(ids), version))
+            if new_name is not None:
+                conn.execute(f"UPDATE passages SET segment = ? WHERE segment IN ({marks})", (new_name, *chosen))
+                conn.execute("INSERT INTO segments(name, count, added) VALUES (?, ?, ?)", (new_name, len(ids), version))
             conn.execute(f"DELETE FROM segments WHERE name IN ({marks})", chosen)
             db.set_meta(conn, version=version)
         for old in chosen:
             remove_segment(index_dir, old, settings)
-    log.info("compaction merged %d segments into %s (%d rows, %d purged) in %.2f s", len(chosen), name, len(ids), len(purged),
+    log.info("compaction merged %d segments into %s (%d rows, %d purged) in %.2f s", len(chosen), new_name, len(ids), len(purged),
              time.perf_counter() - started)
     return True

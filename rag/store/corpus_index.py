@@ -199,8 +199,8 @@ class CorpusIndex:
                     f"index at {index_dir} has format version 2 (one folder per version), this rag {__version__} reads "
                     f"version {FORMAT_VERSION}: run `rag index --index {index_dir}` to upgrade it in place")
             raise IndexNotFound(f"no index at {index_dir}: run `rag index` first")
-        same = previous is not None and previous.folder == index_dir
-        connections = previous.connections if same else db.Connections(path)
+        same = previous if previous is not None and previous.folder == index_dir else None
+        connections = same.connections if same is not None else db.Connections(path)
         conn = connections.get()
         # One read transaction: the meta, the segment list and the tombstones of one commit.
         with db.transaction(conn, "DEFERRED"):
@@ -213,7 +213,7 @@ class CorpusIndex:
             for pid, segment in conn.execute("SELECT passage_id, segment FROM passages WHERE removed IS NOT NULL"):
                 dead.setdefault(segment, []).append(pid)
             max_id = conn.execute("SELECT max(passage_id) FROM passages").fetchone()[0]
-        reuse: dict[str, Segment] = {s.name: s for s in previous.dense.segments} if same else {}
+        reuse: dict[str, Segment] = {s.name: s for s in same.dense.segments} if same is not None else {}
         segments = [reuse.get(name) or load_segment(index_dir, name, settings) for name in names]
         dense = DenseIndex(segments, {k: np.array(sorted(v), dtype=np.int64) for k, v in dead.items()}, int(meta.get("dimension", 0)))
         return cls(index_dir, connections, meta, dense, int(max_id if max_id is not None else -1))

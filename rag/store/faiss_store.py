@@ -29,6 +29,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -192,19 +193,20 @@ class FaissStore(VectorStore):
         """FAISS' own filter (IDSelectorBatch, a hash set) skips excluded rows inside the scan,
         so a segment with many tombstones needs no over-fetching; the query-time knobs must be
         repeated here because explicit parameters replace the index's own."""
-        batch = faiss.IDSelectorBatch(np.ascontiguousarray(exclude, dtype=np.int64))
-        selector = faiss.IDSelectorNot(batch)
+        lib: Any = faiss  # the SWIG stubs lack these parameter classes' keyword arguments and attributes
+        batch = lib.IDSelectorBatch(np.ascontiguousarray(exclude, dtype=np.int64))
+        selector = lib.IDSelectorNot(batch)
         selector.referenced = batch  # keep the wrapped selector alive as long as ours
         if self.kind == "ivf":
-            params = faiss.SearchParametersIVF(sel=selector, nprobe=self.config.ivf_nprobe)
+            params = lib.SearchParametersIVF(sel=selector, nprobe=self.config.ivf_nprobe)
         elif self.kind == "hnsw":
-            params = faiss.SearchParametersHNSW(sel=selector, efSearch=self.config.hnsw_ef_search)
+            params = lib.SearchParametersHNSW(sel=selector, efSearch=self.config.hnsw_ef_search)
         elif self.kind == "ivfpq":
-            base = faiss.SearchParametersIVF(sel=selector, nprobe=self.config.ivf_nprobe)
-            params = faiss.IndexRefineSearchParameters(k_factor=float(self.config.refine_factor), base_index_params=base)
+            base = lib.SearchParametersIVF(sel=selector, nprobe=self.config.ivf_nprobe)
+            params = lib.IndexRefineSearchParameters(k_factor=float(self.config.refine_factor), base_index_params=base)
             params.referenced = base
         else:
-            params = faiss.SearchParameters(sel=selector)
+            params = lib.SearchParameters(sel=selector)
         params.referenced_selector = selector
         return params
 

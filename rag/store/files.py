@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -15,7 +16,7 @@ import numpy as np
 _NPY_LOCK = threading.Lock()
 
 
-def load_array(path: Path, mmap_mode: str | None = None) -> np.ndarray:
+def load_array(path: Path, mmap_mode: Literal["r"] | None = None) -> np.ndarray:
     with _NPY_LOCK:
         return np.load(path, mmap_mode=mmap_mode)
 
