@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from rag.chunking import sentence_around
@@ -25,7 +25,7 @@ from rag.store.builder import IndexBuilder, IndexReport
 from rag.store import compaction
 from rag.store import database as db
 from rag.store.corpus_index import CorpusIndex
-from rag.types import Answer, AnswerSpan, Citation, Document, NoAnswer, Paragraph, QAResult, ReaderOutput, RetrievedPassage
+from rag.types import Answer, AnswerSpan, Citation, Document, NoAnswer, Paragraph, QAResult, ReaderOutput, RetrievedPassage, SearchResult
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +41,17 @@ MICRO_BATCH = False
 NO_ANSWER_MESSAGE = "The documents don't say."
 
 
+# Receives (stage, milliseconds) for every stage the pipeline runs: "retrieve", "read",
+# "pipeline" (a whole ask), "index_update".  The HTTP edge injects one that feeds Server-Timing
+# and the stage histogram (rag/api/observability.py); the pipeline knows nothing of HTTP.
+StageRecorder = Callable[[str, float], None]
+
+
 class Pipeline:
-    def __init__(self, settings: Settings, encoder: Encoder | None = None, reader: Reader | None = None):
+    def __init__(self, settings: Settings, encoder: Encoder | None = None, reader: Reader | None = None,
+                 stage_recorder: StageRecorder | None = None):
         self.settings = settings
+        self.stage_recorder = stage_recorder
         self.encoder = encoder or load_encoder(settings.embedding_model, settings.device, settings.encoder_runtime, settings.onnx_cache_dir,
                                                 settings.onnx_threads)
         self.reader = reader or load_reader(settings.reader, settings.max_answer_tokens, settings.device,
@@ -89,6 +97,11 @@ class Pipeline:
             return current
 
     @property
+    def loaded_index(self) -> CorpusIndex | None:
+        """The snapshot in memory, without checking for a newer one (metrics, health)."""
+        return self._index
+
+    @property
     def index(self) -> CorpusIndex:
         """The live snapshot; picks up versions committed by any process (one indexed read)."""
         index = self._index
@@ -113,12 +126,23 @@ class Pipeline:
             raise InvalidRequest(f"the question is longer than {self.settings.max_question_chars} characters")
         return question.strip()
 
-    def search(self, query: str, top_k: int | None = None, mode: str | None = None) -> tuple[list[RetrievedPassage], dict[str, float]]:
-        query = self.validate_question(query)
+    def _record(self, stage: str, milliseconds: float) -> None:
+        if self.stage_recorder is not None:
+            self.stage_recorder(stage, milliseconds)
+
+    def search(self, query: str, top_k: int | None = None, mode: str | None = None) -> SearchResult:
+        return self.search_batch([query], top_k, mode)[0]
+
+    def search_batch(self, queries: list[str], top_k: int | None = None, mode: str | None = None) -> list[SearchResult]:
+        """Passages for many queries with one encoder call; per-query timings are the batch's
+        time divided evenly among its queries."""
+        queries = [self.validate_question(q) for q in queries]
         params = RetrievalParams.from_settings(self.settings, mode, top_k)
         started = time.perf_counter()
-        passages = self.retriever.search(self.index, query, params)
-        return passages, {"retrieve": (time.perf_counter() - started) * 1000}
+        found = self.retriever.search_batch(self.index, queries, params)
+        elapsed = (time.perf_counter() - started) * 1000
+        self._record("retrieve", elapsed)
+        return [SearchResult(passages, {"retrieve": elapsed / len(queries)}) for passages in found]
 
     def ask(self, question: str, top_k: int | None = None, mode: str | None = None) -> QAResult:
         return self.ask_batch([question], top_k, mode)[0]
@@ -139,6 +163,8 @@ class Pipeline:
         items = [(questions[i], retrieved[i][: self.settings.reader_top_k]) for i in to_read]
         outputs = self._reading.submit(items) if self._reading is not None else self._read_items(items)
         read_at = time.perf_counter()
+        self._record("retrieve", (retrieved_at - started) * 1000)
+        self._record("read", (read_at - retrieved_at) * 1000)
         by_question = dict(zip(to_read, outputs, strict=True))
         n = len(questions)
         timings = {
@@ -150,9 +176,10 @@ class Pipeline:
             output = by_question.get(i)
             answers, no_answer = self._decide(index, output)
             results.append(QAResult(question, answers, retrieved[i][:shown_k], dict(timings), no_answer))
-        total = (time.perf_counter() - started) * 1000 / n
+        total = (time.perf_counter() - started) * 1000
+        self._record("pipeline", total)
         for result in results:
-            result.timings_ms["total"] = total
+            result.timings_ms["total"] = total / n
         return results
 
     def _read_items(self, items: list[tuple[str, list[RetrievedPassage]]]) -> list[ReaderOutput]:
@@ -227,8 +254,12 @@ class Pipeline:
         return stored.document, info, index.paragraphs_of(document_id)
 
     def _apply(self, **changes) -> IndexReport:
+        started = time.perf_counter()
         builder = IndexBuilder(self.settings, self.encoder)
-        index, report = builder.apply(self.index_dir, previous=self._index, **changes)
+        try:
+            index, report = builder.apply(self.index_dir, previous=self._index, **changes)
+        finally:
+            self._record("index_update", (time.perf_counter() - started) * 1000)
         with self._lock:  # only the swap; a newer version another thread loaded stays
             if self._index is None or index.version > self._index.version:
                 self._index = index

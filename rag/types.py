@@ -7,7 +7,7 @@ into the text it names, end-exclusive, so ``text[start:end]`` is always the quot
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from rag.parsing.blocks import Block
 
@@ -168,6 +168,13 @@ class QAResult:
             "no_answer": asdict(self.no_answer) if self.no_answer else None,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }
+
+
+class SearchResult(NamedTuple):
+    """``Pipeline.search``'s result: the passages found and the stage timings (ms)."""
+
+    passages: list[RetrievedPassage]
+    timings_ms: dict[str, float]
 
 
 def passage_to_dict(retrieved: RetrievedPassage) -> dict[str, Any]:

@@ -39,6 +39,11 @@ def test_server_timing_has_the_pipeline_stages(fake_pipeline):
         assert all(float(part.split("dur=")[1]) >= 0 for part in timing.split(","))
         assert [p.split(";")[0].strip() for p in client.post("/v1/search", json={"query": "Ismay"}).headers["server-timing"].split(",")] == ["retrieve", "app"]
         assert client.get("/healthz").headers["server-timing"].startswith("app;dur=")
+        # The batch routes report through the same recorder (search:batch used to bypass it).
+        batch = client.post("/v1/search:batch", json={"queries": ["Ismay", "Seoul"]}).headers["server-timing"]
+        assert [p.split(";")[0].strip() for p in batch.split(",")] == ["retrieve", "app"]
+        asks = client.post("/v1/ask:batch", json={"questions": ["Who was Ismay?", "Where is Seoul?"]}).headers["server-timing"]
+        assert [p.split(";")[0].strip() for p in asks.split(",")] == ["retrieve", "read", "pipeline", "app"]
 
 
 def test_metrics_in_prometheus_format(fake_pipeline):

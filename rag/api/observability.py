@@ -21,14 +21,13 @@ in the body of a 500 answer, so a user's report can be matched to the server's l
   closed request") and counted in ``rag_http_client_disconnects_total``, not in
   ``rag_http_errors_total``.
 
-Stage times come from the pipeline's own ``timings_ms``: :func:`instrument_pipeline` wraps the
-pipeline object's public methods (once per object) and files their timings under the request
-that is running, through a context variable; outside a request it records nothing.
+Stage times come from the pipeline itself: :func:`setup` gives it :func:`record_stage` as its
+stage recorder, which files each stage (retrieve, read, pipeline, index_update) under the
+request that is running, through a context variable; outside a request it records nothing.
 """
 from __future__ import annotations
 
 import contextvars
-import functools
 import json
 import logging
 import re
@@ -58,7 +57,6 @@ _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 CLIENT_CLOSED = 499  # nginx's code for "the client closed the connection before the answer"
 # Pipeline timings_ms keys -> stage names ("total" of the pipeline is not the whole request).
-_STAGE_NAMES = {"retrieve": "retrieve", "read": "read", "total": "pipeline"}
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +170,7 @@ class _IndexCollector:
 
     def collect(self):
         pipeline = getattr(self.app.state, "pipeline", None)
-        index = getattr(pipeline, "_index", None) if pipeline is not None else None
+        index = pipeline.loaded_index if pipeline is not None else None
         if index is None:
             return
         yield GaugeMetricFamily("rag_index_documents", "Documents in the live index", value=len(index.documents))
@@ -331,59 +329,6 @@ class Observability:
             _current.reset(token)
 
 
-# -------------------------------------------------------------------- pipeline stage timing
-def instrument_pipeline(pipeline: Any) -> None:
-    """Report the pipeline's stage timings to the running request (idempotent per object)."""
-    if getattr(pipeline, "_rag_instrumented", False):
-        return
-
-    def timed_results(method):
-        @functools.wraps(method)
-        def wrapper(*args, **kwargs):
-            result = method(*args, **kwargs)
-            results = result if isinstance(result, list) else [result]
-            for item in results:
-                for key, ms in (getattr(item, "timings_ms", None) or {}).items():
-                    record_stage(_STAGE_NAMES.get(key, key), ms)
-            return result
-
-        return wrapper
-
-    def timed_search(method):
-        @functools.wraps(method)
-        def wrapper(*args, **kwargs):
-            result = method(*args, **kwargs)
-            if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], dict):
-                for key, ms in result[1].items():
-                    record_stage(_STAGE_NAMES.get(key, key), ms)
-            return result
-
-        return wrapper
-
-    def timed_update(method):
-        @functools.wraps(method)
-        def wrapper(*args, **kwargs):
-            started = time.perf_counter()
-            try:
-                return method(*args, **kwargs)
-            finally:
-                record_stage("index_update", (time.perf_counter() - started) * 1000)
-
-        return wrapper
-
-    for name, wrap in (
-        ("ask_batch", timed_results),
-        ("search", timed_search),
-        ("upsert_documents", timed_update),
-        ("delete_document", timed_update),
-        ("index_paths", timed_update),
-    ):
-        method = getattr(pipeline, name, None)
-        if callable(method):
-            setattr(pipeline, name, wrap(method))
-    pipeline._rag_instrumented = True
-
-
 def setup(app: FastAPI, settings: Settings) -> Metrics:
     """Install the middleware (call after every other add_middleware: it must be outermost),
     the /metrics route, the access log and the pipeline instrumentation."""
@@ -392,7 +337,8 @@ def setup(app: FastAPI, settings: Settings) -> Metrics:
     _setup_access_log(settings.log_json)
     pipeline = getattr(app.state, "pipeline", None)
     if pipeline is not None:
-        instrument_pipeline(pipeline)
+        # The pipeline reports its stages to whichever request is running (no monkey-patching).
+        pipeline.stage_recorder = record_stage
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus_metrics(request: Request) -> Response:
