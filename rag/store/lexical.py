@@ -28,10 +28,10 @@ than the k-th score already found are skipped), and then only its 1000 best pass
 term alone (FTS5's rank: same tf saturation and length normalisation).  Why 1000: a term in
 1000 of 10^5 passages has IDF log(1 + 99000.5/1000.5) = 4.6, against 9.2 at df=10 and 11.5 at
 df=1, so a passage reached only through it, outside its best 1000, is far from a top 50.
-Measured (/tmp scripts, eval/RESULTS.md): BEIR SciFact (5183 passages), the top 50 of all 300
-queries identical with and without the cap (cap 300: 294/300; cap 100: top 10 differs in 6);
-SciFact copied 20 times (103,660 passages, "cell" in 50,600), p50 / p95 per query 57 / 166 ms
-with the cap vs 126 / 302 ms without (2 shared cores).
+Measured by timing ``top`` directly on 2 shared cores (SciFact nDCG in eval/RESULTS.md): on BEIR
+SciFact (5183 passages) the top 50 of all 300 queries is identical with and without the cap
+(cap 300: 294/300; cap 100: the top 10 differs in 6); SciFact copied 20 times (103,660
+passages, "cell" in 50,600): p50 / p95 per query 57 / 166 ms with the cap, 126 / 302 ms without.
 
 Tokenisation is unchanged: bm25s' tokenizer with English stopwords and the Snowball stemmer
 turns text into space-separated stems, which FTS5's ``unicode61`` tokenizer then splits again
