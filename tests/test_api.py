@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import assert_offsets
+from support import assert_offsets
 from rag.api.app import create_app
 from rag.pipeline import Pipeline
 

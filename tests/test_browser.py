@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from conftest import ROOT, indexed_pipeline, needs_chromium, serve
+from support import ROOT, indexed_pipeline, needs_chromium, serve
 from rag.api.app import create_app
 
 ARTIFACTS = ROOT / "test-artifacts"

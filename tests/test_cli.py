@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 from typer.testing import CliRunner
 
-from conftest import ROOT, assert_offsets
+from support import ROOT, assert_offsets
 from rag import __version__
 from rag.cli import app
 from rag.pipeline import Pipeline

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import httpx
 
-from conftest import indexed_pipeline, serve
+from support import indexed_pipeline, serve
 from rag.api.app import create_app
 from rag.store import database as db
 from rag.store.corpus_index import CorpusIndex

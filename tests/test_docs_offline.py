@@ -7,13 +7,13 @@ from urllib.parse import urlsplit
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import needs_chromium, serve
+from support import needs_chromium, serve
 from rag.api.app import create_app
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    from conftest import indexed_pipeline
+    from support import indexed_pipeline
 
     pipeline = indexed_pipeline(tmp_path_factory.mktemp("docs"))
     return create_app(pipeline.settings, pipeline, warm_up=False)

@@ -1,16 +1,14 @@
 """GET /v1/documents/{id}: canonical text, typed blocks, paragraphs with provenance (issue 10)."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from rag.api.app import create_app
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_parsing import _column, _pdf  # noqa: E402 - the PDF builder shared with the parsing tests
+from support import column as _column
+from support import make_pdf as _pdf
 
 README = b"""# Widget
 

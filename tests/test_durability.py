@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import CORPUS
+from support import CORPUS
 from rag.pipeline import Pipeline
 from rag.settings import Settings
 from rag.store.corpus_index import CorpusIndex

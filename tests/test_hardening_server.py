@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from conftest import serve
+from support import serve
 from rag.api import routes_documents
 from rag.api.app import create_app
 from rag.api.server_options import protocol_with_header_timeout, uvicorn_options

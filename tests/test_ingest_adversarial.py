@@ -3,12 +3,9 @@ character is measured by eval/bench/ingest_shapes.py, not asserted here)."""
 from __future__ import annotations
 
 from rag.chunking import make_passages, sentence_spans, split_paragraphs
-import sys
-from pathlib import Path
 
 from rag.ingest import document_from_bytes, document_from_text, slugify
 
-sys.path.insert(0, str(Path(__file__).parent))
 
 
 def test_a_single_huge_token_is_one_sentence():
@@ -57,7 +54,8 @@ def test_pdf_parsing_stops_at_its_time_budget():
 
     from rag.errors import DocumentTooLarge
     from rag.ingest import IngestLimits
-    from test_parsing import _column, _pdf
+    from support import column as _column
+    from support import make_pdf as _pdf
 
     pages = [_column(72, 400, [f"Page {n} says something about topic {n * 7}."]) for n in range(30)]
     with pytest.raises(DocumentTooLarge, match="RAG_MAX_PARSE_SECONDS"):

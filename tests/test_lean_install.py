@@ -11,7 +11,7 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import CORPUS, ROOT
+from support import CORPUS, ROOT
 from rag.extras import EXTRAS
 
 HIDDEN = sorted({name for names in EXTRAS.values() for name in names} | {"ranx"})

@@ -7,7 +7,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import indexed_pipeline, serve
+from support import indexed_pipeline, serve
 from rag.api.app import create_app
 
 QUESTION = "Who was NATO's first Secretary General?"

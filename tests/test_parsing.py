@@ -9,6 +9,8 @@ from rag.chunking import make_passages, split_paragraphs
 from rag.errors import UnsupportedDocument
 from rag.ingest import document_from_bytes
 from rag.parsing import parse_bytes
+from support import column as _column
+from support import make_pdf as _pdf
 
 MAN_PAGE = """\
 RSYNC(1)                     User Commands                    RSYNC(1)
@@ -121,46 +123,6 @@ def test_html_main_content_title_tables_and_superscripts():
     paragraph = next(b for b in document.blocks if b.kind == "paragraph")
     assert html[paragraph.source_start : paragraph.source_end].startswith("<p>The largest value")
     assert html[paragraph.source_start : paragraph.source_end].endswith("</p>")
-
-
-def _pdf(pages: list[list[tuple[float, float, float, str, bool]]], title: str = "") -> bytes:
-    """A PDF whose pages hold (x, y, size, text, bold) lines in Helvetica; y from the bottom."""
-    objects: list[str] = ["<< /Type /Catalog /Pages 2 0 R >>", ""]
-    kids = []
-    for lines in pages:
-        stream = "".join(
-            f"BT /{'F2' if bold else 'F1'} {size} Tf {x} {y} Td ({text}) Tj ET\n" for x, y, size, text, bold in lines
-        )
-        objects.append(f"<< /Length {len(stream)} >>\nstream\n{stream}endstream")
-        content = len(objects)
-        objects.append(
-            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {content} 0 R "
-            "/Resources << /Font << /F1 1000 0 R /F2 1001 0 R >> >> >>"
-        )
-        kids.append(len(objects))
-    objects[1] = f"<< /Type /Pages /Kids [{' '.join(f'{k} 0 R' for k in kids)}] /Count {len(kids)} >>"
-    font, bold = len(objects) + 1, len(objects) + 2
-    objects.append("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-    objects.append("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold >>")
-    info = len(objects) + 1
-    objects.append(f"<< /Title ({title}) >>")
-    objects = [o.replace("1000 0 R", f"{font} 0 R").replace("1001 0 R", f"{bold} 0 R") for o in objects]
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
-    offsets = []
-    for number, obj in enumerate(objects, start=1):
-        offsets.append(out.tell())
-        out.write(f"{number} 0 obj\n{obj}\nendobj\n".encode("latin-1"))
-    xref = out.tell()
-    out.write(f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode())
-    for offset in offsets:
-        out.write(f"{offset:010d} 00000 n \n".encode())
-    out.write(f"trailer << /Size {len(objects) + 1} /Root 1 0 R /Info {info} 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode())
-    return out.getvalue()
-
-
-def _column(x: float, top: float, lines: list[str]) -> list[tuple[float, float, float, str, bool]]:
-    return [(x, top - 12 * i, 10, text, False) for i, text in enumerate(lines)]
 
 
 def test_pdf_two_columns_running_heads_hyphenation_and_pages():

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import assert_offsets
+from support import assert_offsets
 from rag.errors import InvalidRequest
 from rag.ingest import document_from_text
 

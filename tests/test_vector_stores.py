@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import assert_offsets
+from support import assert_offsets
 from rag.ingest import document_from_text
 from rag.pipeline import Pipeline
 from rag.settings import Settings

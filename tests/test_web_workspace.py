@@ -11,7 +11,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from conftest import indexed_pipeline, needs_chromium, serve
+from support import indexed_pipeline, needs_chromium, serve
 from rag.api.app import create_app
 
 pytestmark = needs_chromium

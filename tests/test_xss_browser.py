@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import ROOT, indexed_pipeline, needs_chromium, serve
+from support import ROOT, indexed_pipeline, needs_chromium, serve
 
 WEB_PAGE = ROOT / "rag" / "web" / "index.html"
 
