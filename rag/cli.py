@@ -156,7 +156,9 @@ def _ask_locally(settings: Settings, question: str, top_k: int | None, mode: str
         require_vector_backend(settings.vector_backend, settings.milvus_uri)
         pipeline = Pipeline(settings)
         pipeline.warm_up()
-        return pipeline.ask(question, top_k=top_k, mode=mode).to_dict()
+        from rag.api.schemas import ask_response
+
+        return ask_response(pipeline.ask(question, top_k=top_k, mode=mode))
     except RagError as exc:
         _fail(exc)
     raise AssertionError("unreachable")  # _fail exits

@@ -159,15 +159,6 @@ class QAResult:
     timings_ms: dict[str, float]
     no_answer: NoAnswer | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        """The response shape shared by ``POST /v1/ask`` and ``rag ask --json``."""
-        return {
-            "question": self.question,
-            "answers": [asdict(a) for a in self.answers],
-            "passages": [passage_to_dict(p) for p in self.passages],
-            "no_answer": asdict(self.no_answer) if self.no_answer else None,
-            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
-        }
 
 
 class SearchResult(NamedTuple):

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from rag.api.app import create_app
 from rag.chat import ABSTENTION, ChatTurn, build_chat_answer, named_spans, rewrite_question
 from rag.pipeline import Pipeline
+from rag.api.schemas import ask_response
 
 QUESTION = "Who was NATO's first Secretary General?"
 REPLY = "Lord Hastings Lionel Ismay [1]\n\n> In the words of NATO’s first Secretary General, ... [1]"
@@ -84,7 +85,7 @@ def test_chat_answer_markers_annotations_and_quote_offsets(fake_pipeline: Pipeli
         citation = result.answers[n - 1].citation
         assert a.url == _url(citation) and a.title == citation.title
         assert a.to_dict()["type"] == "url_citation" and set(a.to_dict()["url_citation"]) == {"start_index", "end_index", "url", "title"}
-    assert chat.citations == [json.loads(json.dumps(a["citation"])) for a in result.to_dict()["answers"]]
+    assert chat.citations == [json.loads(json.dumps(a["citation"])) for a in ask_response(result)["answers"]]
     for entry, citation in zip(chat.answers, chat.citations, strict=True):
         assert citation["paragraph_text"][entry["context_start"] : entry["context_end"]] == entry["context"]
         assert entry["context_start"] <= citation["answer_start"] < citation["answer_end"] <= entry["context_end"]

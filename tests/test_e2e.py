@@ -6,6 +6,7 @@ from fastapi.testclient import TestClient
 
 from support import assert_offsets
 from rag.api.app import create_app
+from rag.api.schemas import ask_response
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +32,7 @@ def test_real_questions_get_exact_cited_answers(real_pipeline, question, expecte
     assert len(best.text) < 80, "extractive answers are short spans, not paragraphs"
     assert best.citation.document_id == document_id
     assert evidence in best.citation.paragraph_text
-    assert_offsets(result.to_dict(), _documents(real_pipeline))
+    assert_offsets(ask_response(result), _documents(real_pipeline))
 
 
 @pytest.mark.parametrize(

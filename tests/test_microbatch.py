@@ -7,6 +7,7 @@ import time
 import pytest
 
 from rag.microbatch import MicroBatcher
+from rag.api.schemas import ask_response
 
 
 def test_lone_call_runs_at_once_with_its_own_items():
@@ -96,7 +97,7 @@ def test_pipeline_answers_are_the_same_with_micro_batched_reading(fake_pipeline)
                  "Which countries joined the summit?", "What is the Indo-Pacific?"] * 2
 
     def body(result):
-        out = result.to_dict()
+        out = ask_response(result)
         out.pop("timings_ms")
         return out
 

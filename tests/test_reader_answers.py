@@ -8,6 +8,7 @@ import pytest
 from rag.reading.answers import aggregate, select_answers, well_formed
 from rag.reading.base import Reader
 from rag.types import AnswerSpan, Paragraph, Passage, ReaderOutput, RetrievedPassage
+from rag.api.schemas import ask_response
 
 NATO = ("In the words of NATO's first Secretary General, Lord Hastings Lionel Ismay, the alliance was "
         "created to keep the Soviet Union out. Russia and North Korea on the one hand and China and Iran "
@@ -106,7 +107,7 @@ def test_pipeline_cites_every_supporting_paragraph(fake_pipeline):
     cited = answer.supporting[0]
     assert cited.paragraph_text == result.passages[1].paragraph.text
     assert cited.paragraph_text[cited.answer_start:cited.answer_end] == cited.paragraph_text.split()[0]
-    body = result.to_dict()["answers"][0]
+    body = ask_response(result)["answers"][0]
     assert body["supporting"][0]["paragraph_index"] == result.passages[1].paragraph.paragraph_index
 
 

@@ -6,6 +6,7 @@ import pytest
 from support import assert_offsets
 from rag.errors import InvalidRequest
 from rag.ingest import document_from_text
+from rag.api.schemas import ask_response
 
 
 def _documents(pipeline) -> dict[str, str]:
@@ -52,14 +53,14 @@ def test_answer_with_citation_and_offsets(fake_pipeline):
     assert "Lord Hastings Lionel Ismay" in best.text
     assert best.citation.document_id == "nato-indo-pacific-pivot"
     assert best.citation.paragraph_index == 1
-    assert_offsets(result.to_dict(), _documents(fake_pipeline))
+    assert_offsets(ask_response(result), _documents(fake_pipeline))
 
 
 def test_abstains_on_a_question_the_documents_do_not_cover(fake_pipeline):
     result = fake_pipeline.ask("What is the capital of Australia?")
     assert result.answers == []
     assert result.no_answer is not None and "do not appear to answer" in result.no_answer.reason
-    assert result.to_dict()["no_answer"]["threshold"] == fake_pipeline.threshold
+    assert ask_response(result)["no_answer"]["threshold"] == fake_pipeline.threshold
 
 
 def test_ask_batch_matches_single_asks(fake_pipeline):
@@ -76,7 +77,7 @@ def test_upsert_and_delete_change_answers_without_restart(fake_pipeline):
     fake_pipeline.upsert_documents([document_from_text("Zorblax Facts\nThe zorblax beacon is colour Ultramarine Blue, say Zorblax engineers.", "zorblax")])
     answers = fake_pipeline.ask(question).answers
     assert answers and answers[0].citation.document_id == "zorblax"
-    assert_offsets(fake_pipeline.ask(question).to_dict(), _documents(fake_pipeline))
+    assert_offsets(ask_response(fake_pipeline.ask(question)), _documents(fake_pipeline))
     fake_pipeline.delete_document("zorblax")
     assert all(a.citation.document_id != "zorblax" for a in fake_pipeline.ask(question).answers)
 

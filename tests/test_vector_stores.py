@@ -18,6 +18,7 @@ from rag.settings import Settings
 from rag.store.corpus_index import CorpusIndex
 from rag.store.factory import load_vector_store, make_vector_store
 from rag.store.faiss_store import FaissConfig, FaissStore, ivf_lists, pq_subquantizers
+from rag.api.schemas import ask_response
 
 BACKENDS = ["faiss-flat", "faiss-hnsw", "milvus-lite"]
 
@@ -116,7 +117,7 @@ def test_answers_and_changes_without_restart(pipeline: Pipeline, backend: str):
     result = pipeline.ask("Who was NATO's first Secretary General?")
     assert result.answers and "Lord Hastings Lionel Ismay" in result.answers[0].text
     documents = {d: s.document.text for d, s in pipeline.index.documents.items()}
-    assert_offsets(result.to_dict(), documents)
+    assert_offsets(ask_response(result), documents)
     question = "What colour is the zorblax beacon?"
     pipeline.upsert_documents([document_from_text("Zorblax Facts\nThe zorblax beacon is colour Ultramarine Blue.", "zorblax")])
     answers = pipeline.ask(question, mode="dense").answers

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rag.api.budget import SEARCH_COST, charge, question_cost
 from rag.api.deps import PipelineDep
-from rag.api.schemas import AskResponse, Mode, SearchResponse, Text
+from rag.api.schemas import AskResponse, Mode, SearchResponse, Text, ask_response
 from rag.errors import InvalidRequest, PayloadTooLarge
 from rag.types import passage_to_dict
 
@@ -72,7 +72,7 @@ def ask_batch(body: AskBatchRequest, pipeline: PipelineDep, request: Request) ->
     questions = _validated(pipeline, body.questions, "questions")
     charge(request, len(questions) * question_cost(pipeline.settings))
     results = pipeline.ask_batch(questions, top_k=body.top_k, mode=body.mode)
-    return {"results": [r.to_dict() for r in results]}
+    return {"results": [ask_response(r) for r in results]}
 
 
 @router.post("/search:batch", response_model=SearchBatchResponse, summary=f"Retrieve passages for up to {MAX_BATCH} queries")

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Request
 
 from rag.api.budget import SEARCH_COST, charge, question_cost
 from rag.api.deps import PipelineDep
-from rag.api.schemas import AskRequest, AskResponse, SearchRequest, SearchResponse
+from rag.api.schemas import AskRequest, AskResponse, SearchRequest, SearchResponse, ask_response
 from rag.types import passage_to_dict
 
 router = APIRouter(prefix="/v1", tags=["questions"])
@@ -14,7 +14,7 @@ router = APIRouter(prefix="/v1", tags=["questions"])
 @router.post("/ask", response_model=AskResponse, summary="Answer a question with cited, verbatim spans")
 def ask(body: AskRequest, pipeline: PipelineDep, request: Request) -> dict:
     charge(request, question_cost(pipeline.settings))
-    return pipeline.ask(body.question, top_k=body.top_k, mode=body.mode).to_dict()
+    return ask_response(pipeline.ask(body.question, top_k=body.top_k, mode=body.mode))
 
 
 @router.post("/search", response_model=SearchResponse, summary="Retrieve passages only")

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rag.settings import RetrievalMode
+from rag.types import QAResult, RetrievedPassage, passage_to_dict
 
 Mode = RetrievalMode
 
@@ -40,7 +41,14 @@ class SearchRequest(_Strict):
     mode: Mode | None = None
 
 
+# The response models read the pipeline's dataclasses (rag/types.py) directly: the dataclasses
+# are the one source of the data, these models add the API schema (descriptions, validation).
+_FROM_DATACLASSES = ConfigDict(from_attributes=True)
+
+
 class CitationModel(BaseModel):
+    model_config = _FROM_DATACLASSES
+
     document_id: str
     title: str
     paragraph_index: int
@@ -54,6 +62,8 @@ class CitationModel(BaseModel):
 
 
 class AnswerModel(BaseModel):
+    model_config = _FROM_DATACLASSES
+
     text: str
     score: float
     context: str = Field(description="The sentence around the answer.")
@@ -64,12 +74,16 @@ class AnswerModel(BaseModel):
 
 
 class PassageScoresModel(BaseModel):
+    model_config = _FROM_DATACLASSES
+
     bm25: float | None
     dense: float | None
     fused: float
 
 
 class PassageModel(BaseModel):
+    """A retrieved passage, flattened (passage fields, its paragraph's pages, the scores)."""
+
     document_id: str
     title: str
     paragraph_index: int
@@ -82,8 +96,15 @@ class PassageModel(BaseModel):
     score: float
     scores: PassageScoresModel
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_retrieved(cls, data):
+        return passage_to_dict(data) if isinstance(data, RetrievedPassage) else data
+
 
 class NoAnswerModel(BaseModel):
+    model_config = _FROM_DATACLASSES
+
     reason: str
     best_score: float | None = None
     threshold: float | None = None
@@ -91,11 +112,26 @@ class NoAnswerModel(BaseModel):
 
 
 class AskResponse(BaseModel):
+    """Read from a ``QAResult`` (``AskResponse.model_validate(result)``): the shape of
+    ``POST /v1/ask``, each result of ``/v1/ask:batch`` and ``rag ask --json``."""
+
+    model_config = _FROM_DATACLASSES
+
     question: str
     answers: list[AnswerModel]
     passages: list[PassageModel]
     no_answer: NoAnswerModel | None = None
     timings_ms: dict[str, float]
+
+    @field_validator("timings_ms")
+    @classmethod
+    def _rounded(cls, value: dict[str, float]) -> dict[str, float]:
+        return {k: round(v, 2) for k, v in value.items()}
+
+
+def ask_response(result: QAResult) -> dict:
+    """The JSON-ready answer to one question (API routes and the CLI share it)."""
+    return AskResponse.model_validate(result).model_dump(mode="json")
 
 
 class SearchResponse(BaseModel):
