@@ -214,3 +214,25 @@ def test_bm25_scores_are_bm25s_lucene_scores_after_adds_and_deletes(tmp_path: Pa
         found = lexical.scores_of(conn, tokens, list(range(len(texts))))
         np.testing.assert_allclose([found.get(i, 0.0) for i in range(len(texts))], want, rtol=1e-5, atol=1e-6)
     assert lexical.stats(conn)[0] == len(texts)
+
+
+def test_loading_starts_over_when_compaction_removed_a_listed_segment(tmp_path: Path, monkeypatch):
+    """A compaction that commits between reading the segment list and opening the segments
+    removes one of them (seen as a FileNotFoundError under load in the full suite)."""
+    import rag.store.corpus_index as corpus_index
+    from rag.store.corpus_index import CorpusIndex
+
+    builder, index_dir = _builder(tmp_path)
+    builder.apply(index_dir, upserts=[document_from_text("Epsilon text.", "epsilon")])
+    real = corpus_index.load_segment
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise FileNotFoundError("segment removed by a concurrent compaction")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(corpus_index, "load_segment", flaky)
+    index = CorpusIndex.load(index_dir)
+    assert calls["n"] >= 2 and "epsilon" in index.documents

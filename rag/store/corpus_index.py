@@ -202,21 +202,35 @@ class CorpusIndex:
         same = previous if previous is not None and previous.folder == index_dir else None
         connections = same.connections if same is not None else db.Connections(path)
         conn = connections.get()
-        # One read transaction: the meta, the segment list and the tombstones of one commit.
-        with db.transaction(conn, "DEFERRED"):
-            meta = db.get_meta(conn)
-            if not meta:
-                raise IndexNotFound(f"no index at {index_dir}: run `rag index` first")
-            check_compatible(meta, expected_model, index_dir)
-            names = [r[0] for r in conn.execute("SELECT name FROM segments ORDER BY added, name")]
-            dead: dict[str, list[int]] = {}
-            for pid, segment in conn.execute("SELECT passage_id, segment FROM passages WHERE removed IS NOT NULL"):
-                dead.setdefault(segment, []).append(pid)
-            max_id = conn.execute("SELECT max(passage_id) FROM passages").fetchone()[0]
         reuse: dict[str, Segment] = {s.name: s for s in same.dense.segments} if same is not None else {}
-        segments = [reuse.get(name) or load_segment(index_dir, name, settings) for name in names]
+        for attempt in range(LOAD_ATTEMPTS):
+            # One read transaction: the meta, the segment list and the tombstones of one commit.
+            with db.transaction(conn, "DEFERRED"):
+                meta = db.get_meta(conn)
+                if not meta:
+                    raise IndexNotFound(f"no index at {index_dir}: run `rag index` first")
+                check_compatible(meta, expected_model, index_dir)
+                names = [r[0] for r in conn.execute("SELECT name FROM segments ORDER BY added, name")]
+                dead: dict[str, list[int]] = {}
+                for pid, segment in conn.execute("SELECT passage_id, segment FROM passages WHERE removed IS NOT NULL"):
+                    dead.setdefault(segment, []).append(pid)
+                max_id = conn.execute("SELECT max(passage_id) FROM passages").fetchone()[0]
+            try:
+                segments = [reuse.get(name) or load_segment(index_dir, name, settings) for name in names]
+                break
+            except FileNotFoundError:
+                # Compaction (another thread or process) committed a merge and removed one of
+                # these segments after our read: the next read lists the merged segment instead.
+                if attempt == LOAD_ATTEMPTS - 1:
+                    raise
         dense = DenseIndex(segments, {k: np.array(sorted(v), dtype=np.int64) for k, v in dead.items()}, int(meta.get("dimension", 0)))
         return cls(index_dir, connections, meta, dense, int(max_id if max_id is not None else -1))
+
+
+# Reading a commit's segment list and opening its segments are two steps; a compaction that
+# commits in between removes segments of the older list, so the load starts over (the merge
+# itself takes seconds, so a second attempt practically always finds the new list).
+LOAD_ATTEMPTS = 5
 
 
 def current_version(index_dir: Path) -> int | None:
