@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rag.errors import DocumentTooLarge, UnsupportedDocument
-from rag.parsing import SUPPORTED_SUFFIXES, ParsedDocument, parse_bytes, parse_plain_text
+from rag.parsing import SUPPORTED_SUFFIXES, ParsedDocument, decode_text, parse_bytes, parse_decoded, parse_plain_text
 from rag.types import Document
 
 log = logging.getLogger(__name__)
@@ -175,11 +175,12 @@ def document_from_bytes(
     suffix = Path(filename).suffix.lower()
     if suffix in {".txt", ".text", ".md", ".markdown"}:
         # Checked before parsing: a 50 MB one-line file is not prose (HTML is often minified
-        # onto one line: its canonical text is checked after parsing).
-        from rag.parsing import decode_text
-
-        check_line_lengths(decode_text(data), limits.max_line_chars)
-    parsed = parse_bytes(filename, data, max_pdf_pages=limits.max_pdf_pages, time_budget_s=limits.max_parse_seconds)
+        # onto one line: its canonical text is checked after parsing).  Decoded once.
+        text = decode_text(data)
+        check_line_lengths(text, limits.max_line_chars)
+        parsed = parse_decoded(suffix, text)
+    else:
+        parsed = parse_bytes(filename, data, max_pdf_pages=limits.max_pdf_pages, time_budget_s=limits.max_parse_seconds)
     check_line_lengths(parsed.text, limits.max_line_chars)
     return document_from_parsed(parsed, document_id or slugify(Path(filename).stem), metadata, source_path)
 

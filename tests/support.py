@@ -78,26 +78,17 @@ def serve(app, start_timeout: float = 15, **uvicorn_config) -> Iterator[str]:
 
 def make_pdf(pages: list[list[tuple[float, float, float, str, bool]]], title: str = "") -> bytes:
     """A PDF whose pages hold (x, y, size, text, bold) lines in Helvetica; y from the bottom."""
-    objects: list[str] = ["<< /Type /Catalog /Pages 2 0 R >>", ""]
+    # 1 catalog, 2 page tree, 3-4 fonts, 5 info, then a content stream and a page per page.
+    objects = ["<< /Type /Catalog /Pages 2 0 R >>", "", "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+               "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold >>", f"<< /Title ({title}) >>"]
     kids = []
     for lines in pages:
-        stream = "".join(
-            f"BT /{'F2' if bold else 'F1'} {size} Tf {x} {y} Td ({text}) Tj ET\n" for x, y, size, text, bold in lines
-        )
+        stream = "".join(f"BT /{'F2' if bold else 'F1'} {size} Tf {x} {y} Td ({text}) Tj ET\n" for x, y, size, text, bold in lines)
         objects.append(f"<< /Length {len(stream)} >>\nstream\n{stream}endstream")
-        content = len(objects)
-        objects.append(
-            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {content} 0 R "
-            "/Resources << /Font << /F1 1000 0 R /F2 1001 0 R >> >> >>"
-        )
+        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {len(objects)} 0 R "
+                       "/Resources << /Font << /F1 3 0 R /F2 4 0 R >> >> >>")
         kids.append(len(objects))
     objects[1] = f"<< /Type /Pages /Kids [{' '.join(f'{k} 0 R' for k in kids)}] /Count {len(kids)} >>"
-    font, bold = len(objects) + 1, len(objects) + 2
-    objects.append("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-    objects.append("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold >>")
-    info = len(objects) + 1
-    objects.append(f"<< /Title ({title}) >>")
-    objects = [o.replace("1000 0 R", f"{font} 0 R").replace("1001 0 R", f"{bold} 0 R") for o in objects]
     out = io.BytesIO()
     out.write(b"%PDF-1.4\n")
     offsets = []
@@ -108,8 +99,13 @@ def make_pdf(pages: list[list[tuple[float, float, float, str, bool]]], title: st
     out.write(f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode())
     for offset in offsets:
         out.write(f"{offset:010d} 00000 n \n".encode())
-    out.write(f"trailer << /Size {len(objects) + 1} /Root 1 0 R /Info {info} 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode())
+    out.write(f"trailer << /Size {len(objects) + 1} /Root 1 0 R /Info 5 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode())
     return out.getvalue()
+
+
+def one_page_pdf(lines: list[str]) -> bytes:
+    """A one-page PDF of 12 pt lines, 16 pt apart."""
+    return make_pdf([[(72, 720 - 16 * i, 12, line, False) for i, line in enumerate(lines)]])
 
 
 def column(x: float, top: float, lines: list[str]) -> list[tuple[float, float, float, str, bool]]:

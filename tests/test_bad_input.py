@@ -13,10 +13,10 @@ from rag.ingest import document_from_bytes, html_to_text, load_documents
 from rag.errors import UnsupportedDocument
 from rag.pipeline import Pipeline
 from rag.settings import Settings
-from test_ingest_chunking import _pdf_bytes
+from support import one_page_pdf
 from test_security import make_client
 
-GOOD_PDF = _pdf_bytes(["The treaty was signed in 1949.", "It has 32 members."])
+GOOD_PDF = one_page_pdf(["The treaty was signed in 1949.", "It has 32 members."])
 
 
 def _encrypted_pdf(user_password: str) -> bytes:

@@ -1,7 +1,6 @@
 """Ingestion and chunking: formats, sidecars, headings, pull quotes, windows, offsets."""
 from __future__ import annotations
 
-import io
 import logging
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 from rag.chunking import make_passages, sentence_around, sentence_spans, split_paragraphs
 from rag.errors import UnsupportedDocument
 from rag.ingest import document_from_bytes, document_from_text, load_documents, slugify
+from support import one_page_pdf
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 
@@ -91,32 +91,8 @@ def test_html_extracts_blocks_and_drops_scripts():
     assert [p.text for p in split_paragraphs(doc)] == ["Hello bold world, a paragraph.\n\nOne item here."]
 
 
-def _pdf_bytes(lines: list[str]) -> bytes:
-    """A minimal valid one-page PDF with the given text lines (no PDF library needed)."""
-    stream = "BT /F1 12 Tf 72 720 Td " + " ".join(f"({line}) Tj 0 -16 Td" for line in lines) + " ET"
-    objects = [
-        "<< /Type /Catalog /Pages 2 0 R >>",
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
-        f"<< /Length {len(stream)} >>\nstream\n{stream}\nendstream",
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
-    offsets = []
-    for i, body in enumerate(objects, start=1):
-        offsets.append(out.tell())
-        out.write(f"{i} 0 obj\n{body}\nendobj\n".encode())
-    xref = out.tell()
-    out.write(f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode())
-    for off in offsets:
-        out.write(f"{off:010d} 00000 n \n".encode())
-    out.write(f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode())
-    return out.getvalue()
-
-
 def test_pdf_text_is_extracted():
-    doc = document_from_bytes("report.pdf", _pdf_bytes(["The treaty was signed in 1949.", "It has 32 members."]))
+    doc = document_from_bytes("report.pdf", one_page_pdf(["The treaty was signed in 1949.", "It has 32 members."]))
     assert "signed in 1949." in doc.text
     assert "32 members" in doc.text
 

@@ -21,24 +21,14 @@ DOCX_SUFFIXES = {".docx"}
 PPTX_SUFFIXES = {".pptx"}
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES | DOCX_SUFFIXES | PPTX_SUFFIXES
 
-__all__ = ["BLOCK_KINDS", "Block", "ParsedDocument", "SUPPORTED_SUFFIXES", "decode_text", "parse_bytes", "parse_plain_text"]
+__all__ = ["BLOCK_KINDS", "Block", "ParsedDocument", "SUPPORTED_SUFFIXES", "decode_text", "parse_bytes", "parse_decoded", "parse_plain_text"]
 
 
 def parse_bytes(filename: str, data: bytes, *, max_pdf_pages: int | None = None, time_budget_s: float | None = None) -> ParsedDocument:
     """Parse a file's bytes by its extension; raises UnsupportedDocument (or DocumentTooLarge)."""
     suffix = Path(filename).suffix.lower()
-    if suffix in TEXT_SUFFIXES:
-        from rag.parsing.plaintext import parse_text
-
-        return parse_text(decode_text(data), suffix.lstrip(".") if suffix != ".text" else "txt")
-    if suffix in MARKDOWN_SUFFIXES:
-        from rag.parsing.markdown import parse_markdown
-
-        return parse_markdown(decode_text(data))
-    if suffix in HTML_SUFFIXES:
-        from rag.parsing.html import parse_html
-
-        return parse_html(decode_text(data))
+    if suffix in TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES:
+        return parse_decoded(suffix, decode_text(data))
     if suffix in PDF_SUFFIXES:
         from rag.parsing.pdf import parse_pdf
 
@@ -52,6 +42,21 @@ def parse_bytes(filename: str, data: bytes, *, max_pdf_pages: int | None = None,
 
         return parse_pptx(data)
     raise UnsupportedDocument(f"unsupported file type {suffix or '(none)'!r}; supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}")
+
+
+def parse_decoded(suffix: str, text: str) -> ParsedDocument:
+    """A text format (.txt, .md, .html) already decoded (ingestion decodes once to check lines first)."""
+    if suffix in MARKDOWN_SUFFIXES:
+        from rag.parsing.markdown import parse_markdown
+
+        return parse_markdown(text)
+    if suffix in HTML_SUFFIXES:
+        from rag.parsing.html import parse_html
+
+        return parse_html(text)
+    from rag.parsing.plaintext import parse_text
+
+    return parse_text(text, suffix.lstrip(".") if suffix != ".text" else "txt")
 
 
 def parse_plain_text(text: str) -> ParsedDocument:

@@ -63,6 +63,7 @@ class _Block:
     kind: str
     lines: list[_Line] = field(default_factory=list)
     level: int = 0
+    text: str = ""  # the lines joined, hyphenation undone
 
 
 def parse_pdf(data: bytes, max_pages: int | None = None, time_budget_s: float | None = None, fmt: str = "pdf") -> ParsedDocument:
@@ -271,7 +272,7 @@ def _blocks(lines: list[_Line], body: float, heights: list[float], vocabulary: s
             blocks.append(_Block(kind, [line], level))
         previous = line
     for block in blocks:
-        block.text = _join([line.text for line in block.lines], vocabulary)  # type: ignore[attr-defined]
+        block.text = _join([line.text for line in block.lines], vocabulary)
     _demote_front_matter(blocks)
     return blocks
 
@@ -283,7 +284,7 @@ def _demote_front_matter(blocks: list[_Block]) -> None:
     for block in blocks:
         if block.lines[0].page != 1:
             return
-        if block.kind == PARAGRAPH and len(block.text.split()) >= 25:  # type: ignore[attr-defined]
+        if block.kind == PARAGRAPH and len(block.text.split()) >= 25:
             return
         if block.kind == HEADING:
             if seen_title:

@@ -210,13 +210,7 @@ def _split_items(lines: list[Line], starts_item) -> list[list[Line]]:
 def _emit_item(builder: CanonicalBuilder, item: list[Line]) -> None:
     """An option term and its description: "term\\ndescription" (one list item)."""
     term, rest = item[0].text, item[1:]
-    gap = _GAP.search(term)
-    if gap and not rest:
-        text = term
-    elif rest:
-        text = f"{clean_inline(term)}\n{_join(rest)}"
-    else:
-        text = term
+    text = f"{clean_inline(term)}\n{_join(rest)}" if rest else term
     builder.add(LIST_ITEM, text, raw=True, source_start=item[0].start, source_end=item[-1].end)
 
 
