@@ -55,7 +55,8 @@ class Pipeline:
         self.encoder = encoder or load_encoder(settings.embedding_model, settings.device, settings.encoder_runtime, settings.onnx_cache_dir,
                                                 settings.onnx_threads)
         self.reader = reader or load_reader(settings.reader, settings.max_answer_tokens, settings.device,
-                                             settings.reader_runtime, settings.onnx_cache_dir, settings.onnx_threads)
+                                             settings.reader_runtime, settings.onnx_cache_dir, settings.onnx_threads,
+                                             settings.reader_quantize)
         self.retriever = Retriever(self.encoder)
         self._reading = MicroBatcher(self._read_items) if MICRO_BATCH else None
         self._index: CorpusIndex | None = None

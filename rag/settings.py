@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     # The same for the span reader: ~2x faster on ONNX Runtime, logits within 1e-5
     # (rag/reading/span_onnx.py).
     reader_runtime: Literal["auto", "torch", "onnx"] = "auto"
+    # int8 weights for the span reader (an int8 ONNX graph; PyTorch dynamic int8 where ONNX
+    # cannot run).  Measured in eval/RESULTS.md ("int8 reader").
+    reader_quantize: Literal["none", "int8"] = "none"
     # The exported ONNX graphs (default ~/.cache/rag-extractive-qa/onnx).
     onnx_cache_dir: Path | None = None
 

@@ -12,7 +12,7 @@ __all__ = ["Reader", "HeuristicReader", "load_reader"]
 
 
 def load_reader(spec: str, max_answer_tokens: int = 30, device: str = "cpu", runtime: str = "torch",
-                onnx_cache_dir=None, onnx_threads: int = 2) -> Reader:
+                onnx_cache_dir=None, onnx_threads: int = 2, quantize: str = "none") -> Reader:
     """Cheap: the model (if any) loads on ``warm_up()``.
 
     ``auto``: the shipped span reader when its weights are installed, else the heuristic reader;
@@ -39,4 +39,4 @@ def load_reader(spec: str, max_answer_tokens: int = 30, device: str = "cpu", run
     from rag.reading.span import SpanReader
 
     return SpanReader(spec, max_answer_tokens=max_answer_tokens, device=device, runtime=runtime, onnx_cache_dir=onnx_cache_dir,
-                      onnx_threads=onnx_threads)
+                      onnx_threads=onnx_threads, quantize=quantize)

@@ -16,6 +16,9 @@ from rag.reading.qa_model import load_qa_model
 # Largest start/end logit difference to PyTorch on the probes that we accept (typical: 1e-5;
 # logits are O(10), so 1e-3 cannot change which span wins except on exact ties).
 MAX_LOGIT_DIFFERENCE = 1e-3
+# int8 weights move logits by a few tenths (measured below); beyond this the graph is broken.
+MAX_INT8_LOGIT_DIFFERENCE = 2.0
+MAX_INT8_TIE = 0.5
 PROBE_QUESTIONS = ("When did the alliance first meet?", "Who wrote it?")
 PROBE_CONTEXTS = (
     "The alliance first met in Washington in 1949, forty years before the end of the Cold War.",
@@ -38,8 +41,13 @@ class OnnxQAModel:
         return SimpleNamespace(start_logits=torch.from_numpy(start), end_logits=torch.from_numpy(end))
 
     @classmethod
-    def for_model(cls, model, tokenizer, model_dir: Path, cache_dir: Path | None = None, threads: int = 2) -> OnnxQAModel:
-        """Export (or reuse) ``model`` (loaded from the local folder ``model_dir``); check it against PyTorch."""
+    def for_model(cls, model, tokenizer, model_dir: Path, cache_dir: Path | None = None, threads: int = 2,
+                  quantize: bool = False) -> OnnxQAModel:
+        """Export (or reuse) ``model`` (loaded from the local folder ``model_dir``); check it against PyTorch.
+
+        ``quantize``: int8 weights (dynamic quantization of the exported graph's MatMuls, per
+        channel), checked by agreement on the probes' best spans instead of on raw logits.
+        """
         import torch
 
         class Logits(torch.nn.Module):
@@ -59,7 +67,13 @@ class OnnxQAModel:
         def export(target: Path) -> None:
             # A fresh copy with eager attention: traced SDPA attention does not match PyTorch.
             eager = load_qa_model(model_dir, attn_implementation="eager")
-            export_module(Logits(eager), example, target, ["start_logits", "end_logits"], axes)
+            if not quantize:
+                export_module(Logits(eager), example, target, ["start_logits", "end_logits"], axes)
+                return
+            fp32 = target.with_name("fp32.onnx")
+            export_module(Logits(eager), example, fp32, ["start_logits", "end_logits"], axes)
+            quantize_graph(fp32, target)
+            fp32.unlink()
 
         with torch.inference_mode():
             reference = model(**example)
@@ -68,6 +82,38 @@ class OnnxQAModel:
             got = onnx_model(**example)
             difference = max(float((got.start_logits - reference.start_logits).abs().max()),
                              float((got.end_logits - reference.end_logits).abs().max()))
-            return difference <= MAX_LOGIT_DIFFERENCE, f"max logit difference to PyTorch {difference:.2e}"
+            if not quantize:
+                return difference <= MAX_LOGIT_DIFFERENCE, f"max logit difference to PyTorch {difference:.2e}"
+            near = all(near_best(g, r, example["attention_mask"]) for g, r in
+                       ((got.start_logits, reference.start_logits), (got.end_logits, reference.end_logits)))
+            return near and difference <= MAX_INT8_LOGIT_DIFFERENCE, (
+                f"int8: best tokens near PyTorch's best {near}, max logit difference to PyTorch {difference:.2e}")
 
-        return load_checked(model_dir, "qa", export, cls, check, cache_dir, threads)
+        return load_checked(model_dir, "qa-int8" if quantize else "qa", export, cls, check, cache_dir, threads)
+
+
+def near_best(got, reference, mask) -> bool:
+    """Each row's best token under ``got`` scores within MAX_INT8_TIE of the best under ``reference``.
+
+    Exact argmax agreement is too strict for int8: on the second probe PyTorch's two best end
+    tokens differ by 0.04 and int8 swaps them.
+    """
+    import torch
+
+    masked = torch.where(mask.bool(), reference, torch.tensor(float("-inf")))
+    picked = masked.gather(-1, torch.where(mask.bool(), got, torch.tensor(float("-inf"))).argmax(-1, keepdim=True))
+    return bool((masked.max(-1).values - picked.squeeze(-1) <= MAX_INT8_TIE).all())
+
+
+def quantize_graph(source: Path, target: Path) -> None:
+    """int8 weights for every MatMul (activations quantized per call): ~2x faster on AVX-512 VNNI."""
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # The quantizer logs one INFO line per tensor on the root logger (~200 lines at start-up).
+    logging.disable(logging.INFO)
+    try:
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        logging.disable(logging.NOTSET)
