@@ -183,39 +183,6 @@ def test_a_write_cleans_what_a_killed_writer_left(tmp_path: Path):
     assert len(_segments(index_dir)) == 2
 
 
-def test_bm25_scores_are_bm25s_lucene_scores_after_adds_and_deletes(tmp_path: Path):
-    """FTS5 only finds the passages; the scores are bm25s' (k1=1.5, b=0.75, Lucene IDF, which
-    stays positive for a term in most passages: FTS5's own bm25() gave those ~0, issue 13)."""
-    import bm25s
-    import Stemmer
-
-    from rag.store import lexical
-
-    words = "nato korea war treaty alliance army navy peace summit river cell patient".split()
-    rng = np.random.default_rng(0)
-    texts = [" ".join(rng.choice(words, rng.integers(1, 25))) for _ in range(120)] + ["the of and", "nato"]
-    conn = db.create(tmp_path / "lexical.sqlite")
-    tokenizer = lexical.Tokenizer()
-    with db.transaction(conn):
-        lexical.add(conn, list(range(len(texts))), texts, tokenizer)
-    with db.transaction(conn):  # a delete and a re-add leave the same statistics
-        lexical.delete(conn, [3, 4])
-        lexical.add(conn, [3, 4], texts[3:5], tokenizer)
-    reference = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
-    reference.index(bm25s.tokenize(texts, stopwords="en", stemmer=Stemmer.Stemmer("english"), show_progress=False), show_progress=False)
-    for query in ["nato korea", "cell cell patient", "peace treaty summit river", "nato unknownword"]:
-        tokens = tokenizer([query])[0]
-        want = reference.get_scores(tokens)
-        assert (want > 0).sum() > len(texts) / 2  # common terms still count
-        ids, scores = lexical.top(conn, tokens, 10, cap=10**9)
-        positive = np.flatnonzero(want > 0)
-        assert ids.tolist() == positive[np.lexsort((positive, -want[positive]))][:10].tolist()
-        np.testing.assert_allclose(scores, want[ids], rtol=1e-5)
-        found = lexical.scores_of(conn, tokens, list(range(len(texts))))
-        np.testing.assert_allclose([found.get(i, 0.0) for i in range(len(texts))], want, rtol=1e-5, atol=1e-6)
-    assert lexical.stats(conn)[0] == len(texts)
-
-
 def test_loading_starts_over_when_compaction_removed_a_listed_segment(tmp_path: Path, monkeypatch):
     """A compaction that commits between reading the segment list and opening the segments
     removes one of them (seen as a FileNotFoundError under load in the full suite)."""

@@ -2,8 +2,8 @@
 
 A write costs what it changes (issue 13): the changed documents are chunked and embedded,
 their vectors become one new segment (rag/store/segments.py), and one SQLite transaction
-inserts their rows and BM25 entries, tombstones the passages of replaced or deleted documents
-and registers the segment.  Unchanged documents are never read, re-embedded or rewritten.
+inserts their rows, tombstones the passages of replaced or deleted documents and registers the
+segment; then the BM25 index (tantivy, rag/store/lexical.py) replays that commit.  Unchanged documents are never read, re-embedded or rewritten.
 
 Crash safety: the segment is complete and fsynced before the transaction that names it
 commits; a process killed before the commit leaves an unnamed segment folder (removed by the
@@ -11,14 +11,12 @@ next writer) and the previous commit intact.
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import shutil
 import sqlite3
 import time
 from collections.abc import Iterable
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -31,13 +29,12 @@ from rag.settings import Settings
 from rag.store import database as db
 from rag.store import lexical
 from rag.store.corpus_index import FORMAT_VERSION, CorpusIndex, StoredDocument, database_path, legacy_format
-from rag.store.legacy import legacy_documents, remove_legacy
-from rag.store.maintenance import remove_orphans
+from rag.store.legacy import legacy_documents, remove_legacy, upgrade_format3
+from rag.store.maintenance import LOCK_FILE, remove_orphans, writer_lock  # noqa: F401  (re-exported)
 from rag.store.segments import build_segment, publish, remove_segment
 from rag.types import Document, Paragraph, Passage
 
 log = logging.getLogger(__name__)
-LOCK_FILE = ".lock"
 
 
 @dataclass
@@ -52,18 +49,6 @@ class IndexReport:
     embedded_passages: int = 0
     seconds: float = 0.0
     version: str = ""
-
-
-@contextmanager
-def writer_lock(index_dir: Path):
-    """One writer at a time per index folder, across threads and processes (flock)."""
-    index_dir.mkdir(parents=True, exist_ok=True)
-    with open(index_dir / LOCK_FILE, "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 @dataclass
@@ -110,12 +95,16 @@ class IndexBuilder:
             conn = db.create(database_path(index_dir))
             try:
                 remove_orphans(index_dir, conn, self.settings)
+                upgrade_format3(conn)
                 meta = db.get_meta(conn)
                 rebuild = bool(meta) and not self._reusable(meta)
                 if rebuild:
                     log.warning("model or chunking changed since the last build: re-embedding every document")
                     carried = [s for _, s in _live_documents(conn, with_rows=True)]
                 version = self._write(index_dir, conn, meta, rebuild, carried, upserts, list(deletes), origin, sync_roots, report)
+                # SQLite has committed; BM25 follows before the lock is released (a kill in
+                # between is replayed by the next sync: rag/store/lexical.py).
+                lexical.sync(index_dir, conn)
                 if carried:
                     remove_legacy(index_dir)
             finally:
@@ -186,14 +175,10 @@ class IndexBuilder:
                 if rebuild:
                     for table in ("documents", "paragraphs", "passages", "segments"):
                         conn.execute(f"DELETE FROM {table}")
-                    lexical.clear(conn)
-                lexical.backfill(conn)
+                    lexical.invalidate(conn)  # every passage row is new: BM25 is rebuilt
                 for generation in gone:
-                    ids = [r[0] for r in conn.execute("SELECT passage_id FROM passages WHERE generation = ?", (generation,))]
-                    lexical.delete(conn, ids)
                     conn.execute("UPDATE passages SET removed = ? WHERE generation = ?", (version, generation))
                     conn.execute("UPDATE documents SET removed = ? WHERE generation = ?", (version, generation))
-                tokenizer = lexical.Tokenizer()
                 for item in new:
                     db.insert_document(conn, db.document_row(item.stored.document, item.stored.origin, item.generation,
                                                              len(item.passages), version))
@@ -204,7 +189,6 @@ class IndexBuilder:
                     by_generation = {item.generation: item for item in new}
                     for generation, item in by_generation.items():
                         db.insert_passages(conn, generation, name, version, item.passages)
-                    lexical.add(conn, [p.passage_id for p in passages], [_lexical_text(p) for p in passages], tokenizer)
                     conn.execute("INSERT INTO segments(name, count, added) VALUES (?, ?, ?)", (name, len(passages), version))
                 counts = conn.execute("SELECT count(*), coalesce(sum(passages), 0) FROM documents WHERE removed IS NULL").fetchone() \
                     if rebuild or not meta else None
@@ -287,6 +271,3 @@ def _dense_text(passage: Passage) -> str:
     lead = ". ".join(part for part in (title, passage.section, passage.context) if part)
     return f"{lead}. {passage.text}" if lead else passage.text
 
-
-def _lexical_text(passage: Passage) -> str:
-    return " ".join(part for part in (passage.title, passage.section, passage.context, passage.text) if part)

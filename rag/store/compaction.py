@@ -29,11 +29,10 @@ import numpy as np
 
 from rag.settings import Settings
 from rag.store import database as db
-from rag.store import lexical  # noqa: F401  (the FTS table is part of the schema the purge relies on)
-from rag.store.builder import writer_lock
+from rag.store import lexical
 from rag.store.corpus_index import database_path
 from rag.store.files import load_array
-from rag.store.maintenance import compaction_lock
+from rag.store.maintenance import compaction_lock, writer_lock
 from rag.store.segments import MERGE_PREFIX, build_segment, publish, remove_segment, segments_root
 
 log = logging.getLogger(__name__)
@@ -123,6 +122,9 @@ def _compact(index_dir: Path, conn: sqlite3.Connection, settings: Settings, befo
     if before_commit is not None:
         before_commit()
     with writer_lock(index_dir):
+        # Purged rows leave SQLite for good: BM25 must have seen their deletion first (a
+        # writer killed before its lexical sync would otherwise leave them in tantivy).
+        lexical.sync(index_dir, conn)
         with db.transaction(conn):
             version = db.version_of(conn) + 1
             new_name = publish(merged) if merged is not None else None
@@ -142,6 +144,8 @@ def _compact(index_dir: Path, conn: sqlite3.Connection, settings: Settings, befo
                 conn.execute("INSERT INTO segments(name, count, added) VALUES (?, ?, ?)", (new_name, len(ids), version))
             conn.execute(f"DELETE FROM segments WHERE name IN ({marks})", chosen)
             db.set_meta(conn, version=version)
+            if lexical.recorded_version(conn) == version - 1:
+                lexical.record_unchanged(conn, version)  # a merge changes no passage's text
         for old in chosen:
             remove_segment(index_dir, old, settings)
     log.info("compaction merged %d segments into %s (%d rows, %d purged) in %.2f s", len(chosen), new_name, len(ids), len(purged),

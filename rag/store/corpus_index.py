@@ -1,10 +1,11 @@
 """The on-disk index and the read snapshot a request uses.
 
-Layout (format 3, see index/README.md)::
+Layout (format 4, see index/README.md)::
 
-    index/store.sqlite[-wal]   documents, paragraphs, passages, BM25 (FTS5), tombstones, the
-                               segment list and the manifest (rag/store/database.py)
+    index/store.sqlite[-wal]   documents, paragraphs, passages, tombstones, the segment list,
+                               BM25 statistics and the manifest (rag/store/database.py)
     index/segments/s-*/        immutable vector segments (rag/store/segments.py)
+    index/lexical/             BM25 postings (tantivy), derived from store.sqlite (rag/store/lexical.py)
     index/.lock                writer lock (one writer at a time, across processes)
     index/.compact.lock        one compaction at a time (rag/store/compaction.py)
 
@@ -29,15 +30,15 @@ from rag.errors import IndexIncompatible, IndexNotFound
 from rag.settings import Settings
 from rag.store import database as db
 from rag.store import lexical
+from rag.store.maintenance import writer_lock
 from rag.store.segments import DenseIndex, Segment, load_segment
 from rag.types import Document, Paragraph, Passage
 
 # Bump when the layout or the meaning of stored fields changes.
-# 2: canonical text with typed blocks (JSONL files per version); 3: SQLite + vector segments.
-FORMAT_VERSION = 3
+# 2: canonical text with typed blocks (JSONL files per version); 3: SQLite + vector segments;
+# 4: BM25 in tantivy (index/lexical/) instead of SQLite FTS5 (upgraded in place by rag index).
+FORMAT_VERSION = 4
 LEGACY_CURRENT_FILE = "CURRENT"  # format 2's pointer to its live version folder
-# BM25 hits fetched beyond k: rows committed after this snapshot are filtered out afterwards.
-LEXICAL_SLACK = 64
 
 
 @dataclass(frozen=True)
@@ -90,9 +91,11 @@ class CorpusIndex:
     """An immutable snapshot of the index at one committed version."""
 
     def __init__(self, index_dir: Path, connections: db.Connections, meta: dict[str, Any], dense: DenseIndex,
-                 max_passage_id: int):
+                 max_passage_id: int, lexical_index: Any = None, ranker: lexical.Ranker | None = None):
         self.folder = Path(index_dir)
         self.connections = connections
+        self.lexical_index = lexical_index  # tantivy.Index, shared by this folder's snapshots
+        self.ranker = ranker
         self.meta = meta
         self.version = int(meta.get("version", 0))
         self.dense = dense
@@ -203,6 +206,7 @@ class CorpusIndex:
         connections = same.connections if same is not None else db.Connections(path)
         conn = connections.get()
         reuse: dict[str, Segment] = {s.name: s for s in same.dense.segments} if same is not None else {}
+        text_index = same.lexical_index if same is not None else None
         for attempt in range(LOAD_ATTEMPTS):
             # One read transaction: the meta, the segment list and the tombstones of one commit.
             with db.transaction(conn, "DEFERRED"):
@@ -210,21 +214,39 @@ class CorpusIndex:
                 if not meta:
                     raise IndexNotFound(f"no index at {index_dir}: run `rag index` first")
                 check_compatible(meta, expected_model, index_dir)
+                lagging = lexical.behind(index_dir, conn, int(meta.get("version", 0)))
+                lexical_stats = lexical.stats(conn)
                 names = [r[0] for r in conn.execute("SELECT name FROM segments ORDER BY added, name")]
                 dead: dict[str, list[int]] = {}
                 for pid, segment in conn.execute("SELECT passage_id, segment FROM passages WHERE removed IS NOT NULL"):
                     dead.setdefault(segment, []).append(pid)
                 max_id = conn.execute("SELECT max(passage_id) FROM passages").fetchone()[0]
+            if not lagging and text_index is None:
+                try:
+                    text_index = lexical.open_index(index_dir)
+                except (OSError, ValueError):
+                    lagging = True  # missing or unreadable: sync rebuilds it from store.sqlite
+            if lagging:
+                # A writer was killed between its SQLite commit and the BM25 sync (or the
+                # lexical folder is gone): replay under the writer lock, then read again.
+                with writer_lock(index_dir):
+                    lexical.sync(index_dir, conn)
+                text_index = None
+                continue
             try:
                 segments = [reuse.get(name) or load_segment(index_dir, name, settings) for name in names]
+                assert text_index is not None  # opened above, or lagging (and then not here)
+                ranker = lexical.Ranker.open(text_index, *lexical_stats)
                 break
             except FileNotFoundError:
                 # Compaction (another thread or process) committed a merge and removed one of
                 # these segments after our read: the next read lists the merged segment instead.
                 if attempt == LOAD_ATTEMPTS - 1:
                     raise
+        else:
+            raise IndexIncompatible(f"the lexical index at {index_dir} could not be brought up to date: run `rag index --index {index_dir}`")
         dense = DenseIndex(segments, {k: np.array(sorted(v), dtype=np.int64) for k, v in dead.items()}, int(meta.get("dimension", 0)))
-        return cls(index_dir, connections, meta, dense, int(max_id if max_id is not None else -1))
+        return cls(index_dir, connections, meta, dense, int(max_id if max_id is not None else -1), text_index, ranker)
 
 
 # Reading a commit's segment list and opening its segments are two steps; a compaction that
@@ -318,16 +340,22 @@ class ParagraphsView:
 
 
 class LexicalView:
-    """BM25 (FTS5) restricted to the snapshot's passages."""
+    """BM25 restricted to the snapshot's passages.  The tantivy searcher was opened at or after
+    this snapshot's version: passages added later have larger ids and are dropped here, passages
+    removed later are simply not found, and ``fetch`` reads only rows visible in the snapshot."""
 
     def __init__(self, index: CorpusIndex):
         self._index = index
 
     def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(passage ids, BM25 scores) of the ``k`` best passages with a positive score."""
-        ids, scores = lexical.top(self._index.conn, tokenize_query(query), k + LEXICAL_SLACK)
+        ranker = self._index.ranker
+        if ranker is None:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        ids, scores = ranker.top(tokenize_query(query), k)
         keep = ids <= self._index.max_passage_id  # committed after this snapshot: not ours
         return ids[keep][:k], scores[keep][:k]
 
     def scores_of(self, query: str, ids) -> dict[int, float]:
-        return lexical.scores_of(self._index.conn, tokenize_query(query), list(ids))
+        ranker = self._index.ranker
+        return ranker.scores_of(tokenize_query(query), list(ids)) if ranker is not None else {}

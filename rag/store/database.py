@@ -3,8 +3,9 @@
 Why SQLite: the documents, paragraphs and passages used to be JSONL files loaded into every
 process (1.36 GB resident at 10^5 passages, issue 13) and rewritten on every write.  In SQLite a
 query fetches only the rows it returns, a write touches only the rows of its document, and one
-transaction commits the texts, the BM25 index (FTS5, rag/store/lexical.py), the tombstones and
-the list of vector segments together: a process killed at any point leaves the previous commit.
+transaction commits the texts, the tombstones and the list of vector segments together: a
+process killed at any point leaves the previous commit.  The BM25 index (tantivy,
+rag/store/lexical.py) is derived from these rows and records which version it reflects.
 WAL mode lets readers in other processes go on while a writer commits.
 
 Versioning: every committed write increments ``meta.version``.  Rows carry the version that

@@ -1,9 +1,10 @@
-"""Clean what killed writers and compactions left behind.  Callers hold the writer lock."""
+"""The index's locks, and cleaning what killed writers and compactions left behind."""
 from __future__ import annotations
 
 import fcntl
 import shutil
 import sqlite3
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -11,6 +12,32 @@ from rag.settings import Settings
 from rag.store.segments import MERGE_PREFIX, TEMP_PREFIX, remove_segment, segments_root
 
 COMPACT_LOCK_FILE = ".compact.lock"
+LOCK_FILE = ".lock"
+_held = threading.local()  # index folders whose writer lock this thread holds
+
+
+@contextmanager
+def writer_lock(index_dir: Path):
+    """One writer at a time per index folder, across threads and processes (flock).  Re-entrant
+    within a thread: a writer that loads its new snapshot may find the lexical index to sync
+    (rag/store/lexical.py) and must not wait for itself."""
+    index_dir = Path(index_dir)
+    key = str(index_dir.resolve())
+    held = getattr(_held, "folders", None)
+    if held is None:
+        held = _held.folders = set()
+    if key in held:
+        yield
+        return
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / LOCK_FILE, "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        held.add(key)
+        try:
+            yield
+        finally:
+            held.discard(key)
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 @contextmanager
@@ -30,7 +57,7 @@ def compaction_lock(index_dir: Path, blocking: bool = False):
 
 
 def remove_orphans(index_dir: Path, conn: sqlite3.Connection, settings: Settings | None) -> None:
-    """Segment folders no commit names: a writer killed before its commit (``.tmp-*``, or a
+    """Callers hold the writer lock.  Segment folders no commit names: a writer killed before its commit (``.tmp-*``, or a
     published ``s-*`` whose transaction never committed), a compaction killed mid-merge
     (``.merge-*``, only while no compaction runs) or after its commit (its old segments)."""
     root = segments_root(index_dir)
