@@ -21,10 +21,10 @@ from rag.reading_views import read_with_views
 from rag.reading import Reader, load_reader
 from rag.retrieval import RetrievalParams, Retriever
 from rag.settings import Settings
-from rag.store.builder import IndexBuilder, IndexReport
+from rag.store.builder import IndexReport
 from rag.store import compaction
-from rag.store import database as db
 from rag.store.corpus_index import CorpusIndex
+from rag.store.factory import latest_version, load_index, make_writer
 from rag.types import Answer, AnswerSpan, Citation, Document, NoAnswer, Paragraph, QAResult, ReaderOutput, RetrievedPassage, SearchResult
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class Pipeline:
             current = self._index
             if current is not None and seen is not None and current.version >= seen:
                 return current
-            index = CorpusIndex.load(self.index_dir, expected_model=self.encoder.name, settings=self.settings, previous=current)
+            index = load_index(self.settings, self.encoder.name, previous=current)
             if current is None or index.version >= current.version:
                 self._index = index
                 return index
@@ -108,10 +108,7 @@ class Pipeline:
         index = self._index
         latest = None
         if index is not None:
-            try:
-                latest = db.version_of(index.conn)
-            except db.sqlite3.Error:
-                latest = None
+            latest = latest_version(index)
             if latest is not None and latest <= index.version:
                 return index
         try:
@@ -256,7 +253,7 @@ class Pipeline:
 
     def _apply(self, **changes) -> IndexReport:
         started = time.perf_counter()
-        builder = IndexBuilder(self.settings, self.encoder)
+        builder = make_writer(self.settings, self.encoder)
         try:
             index, report = builder.apply(self.index_dir, previous=self._index, **changes)
         finally:

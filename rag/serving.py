@@ -90,7 +90,7 @@ def serve(settings: Settings, build: bool = True, verbose: bool = False) -> None
     from rag.api.app import create_app
     from rag.api.observability import configure_logging
     from rag.pipeline import Pipeline
-    from rag.store.corpus_index import index_exists
+    from rag.store.factory import has_index
 
     level = logging.DEBUG if verbose else logging.INFO
     if settings.log_json:
@@ -98,7 +98,7 @@ def serve(settings: Settings, build: bool = True, verbose: bool = False) -> None
     else:
         configure_plain_logging(level)
     pipeline = Pipeline(settings)
-    if build and not index_exists(settings.index_dir):
+    if build and not has_index(settings):
         log.info("no index at %s: indexing %s first", settings.index_dir, settings.corpus_dir)
         report = pipeline.index_paths([settings.corpus_dir])
         log.info("indexed %d documents, %d passages", report.documents, report.passages)

@@ -39,6 +39,7 @@ def bench_command(
     concurrency: Annotated[str, typer.Option("--concurrency", help="HTTP client counts")] = "1,8,32",
     squad_limit: Annotated[Optional[int], typer.Option("--squad-limit", help="Use only the first N SQuAD paragraphs")] = None,
     cache: Annotated[Path, typer.Option("--cache", help="Cache of encoded vectors")] = Path.home() / ".cache" / "rag-bench",
+    backend: Annotated[str, typer.Option("--backend", help="writes: faiss (the index folder) or milvus (Milvus Lite)")] = "faiss",
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip rewriting BENCHMARKS.md")] = False,
 ) -> None:
     """Measure build, latency, HTTP throughput and scale; rewrite <out>/BENCHMARKS.md."""
@@ -79,7 +80,12 @@ def bench_command(
             _section_http(folder, corpus_index, model, reader, levels, requests, work, commands["http"])
         if "scale" in chosen:
             _section_scale(folder, squad, model, [int(float(s)) for s in sizes.split(",") if s.strip()], text_max, cache, commands["scale"])
-        if "writes" in chosen:
+        if "writes" in chosen and backend == "milvus":
+            from rag.bench.milvus_writes import section_milvus_writes
+
+            section_milvus_writes(folder, squad, model, [int(float(s)) for s in sizes.split(",") if s.strip()], cache,
+                                  commands["writes"] + " --backend milvus")
+        elif "writes" in chosen:
             _section_writes(folder, squad, model, [int(float(s)) for s in sizes.split(",") if s.strip()], cache, commands["writes"])
     if not no_report:
         target = render(folder, out / "BENCHMARKS.md")

@@ -1,43 +1,59 @@
-"""Milvus backend: the passage vectors of an index version live in a Milvus collection.
+"""Milvus connection and the two collections that hold a whole index in Milvus (issue 13).
 
 One code path for both deployments, chosen by the URI alone:
 
 * a file path (``index/milvus.db``) runs Milvus Lite embedded in this process (pip package
-  ``milvus-lite``): tests and single-machine use; one process per database file;
+  ``milvus-lite``): tests and single-machine use; Milvus Lite allows one process per file;
 * ``http://host:19530`` (with ``RAG_MILVUS_TOKEN`` for authentication) reaches a Milvus
   standalone server or a distributed cluster shared by many API replicas (docs/deploy.md).
 
-Each index version builds its own collection, ``<prefix>_<random>``; the version folder only
-records its name (``dense/milvus.json``).  A reader therefore sees exactly the vectors of the
-version it loaded, new versions never disturb queries on the old one, and the collection is
-dropped when its version folder is cleaned up.  Row ``i`` has primary key ``i`` (the passage id).
-The BM25 index stays in the version folder (bm25s), so hybrid search works unchanged.
+Layout, for ``milvus_collection`` = ``rag_passages``::
+
+    rag_passages            alias -> rag_passages_<random>, the passages collection:
+                            one row per passage (primary key = passage id), its text, document
+                            id, paragraph index, offsets, section/title/context, the dense
+                            vector and a BM25 sparse vector made by Milvus' BM25 function.
+                            Its collection properties hold the manifest and the version.
+    rag_passages_<random>_records
+                            documents and paragraphs (texts in <= 64 KB parts, rag/store/
+                            milvus_records.py), named by the passages collection's properties.
+
+A full rebuild (other embedding model or chunking) fills a new pair of collections and then
+moves the alias in one ``alter_alias`` call: readers switch atomically.
 """
 from __future__ import annotations
 
-import json
-import logging
-import os
 import threading
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import numpy as np
+_clients: dict[tuple[str, str], Any] = {}
+_clients_lock = threading.Lock()
 
-from rag.store.base import VectorStore
-
-log = logging.getLogger(__name__)
-
-PARAMS_FILE = "milvus.json"
-ID_FIELD = "id"
-VECTOR_FIELD = "vector"
-# Rows per insert call: ~1.5 MB of 384-dim vectors, well under Milvus' 64 MB message limit.
-INSERT_BATCH = 1000
 # Milvus caps limit (top-k) per search at 16,384.
 MAX_TOP_K = 16384
-
-_clients: dict[tuple[str, str], object] = {}
-_clients_lock = threading.Lock()
+# VARCHAR max_length is counted in UTF-8 bytes and capped at 65,535; JSON fields are capped at
+# 65,536 bytes on a cluster (Milvus Lite accepts more, a cluster refuses), so every long text is
+# stored as VARCHAR parts of at most this many bytes.
+MAX_VARCHAR = 65_535
+# Document ids, keys and paths: the API caps document_id at 200 characters (<= 800 bytes).
+MAX_KEY = 2048
+# Rows per insert/upsert call: 1000 passages of 384-dim vectors and ~1 KB texts are ~3 MB, well
+# under Milvus' 64 MB gRPC message limit.
+WRITE_BATCH = 1000
+# Row kinds of the records collection.
+HEAD, TEXT, PARAGRAPH = "head", "text", "para"
+# Collection-property keys: the manifest JSON and the version marker replicas poll.
+PROP_MANIFEST = "rag.manifest"
+PROP_VERSION = "rag.version"
+PROP_RECORDS = "rag.records"
+RECORDS_SUFFIX = "_records"
+# The layout of the Milvus index (its manifest's format_version); independent of the index
+# folder's format (rag/store/corpus_index.py).
+FORMAT_VERSION = 1
+# BM25 as the embedded path scores it (rag/store/lexical.py: Lucene BM25, k1=1.5, b=0.75).
+BM25_PARAMS = {"bm25_k1": 1.5, "bm25_b": 0.75}
 
 
 def is_local(uri: str) -> bool:
@@ -61,7 +77,8 @@ def public_uri(uri: str) -> str:
 
 
 def get_client(uri: str, token: str = ""):
-    """One MilvusClient per (URI, token) per process: Milvus Lite allows one opener per file."""
+    """One MilvusClient per (URI, token) per process: Milvus Lite allows one opener per file,
+    and every Pipeline of this process on that URI shares it."""
     from pymilvus import MilvusClient
 
     uri = normalize_uri(uri)
@@ -76,108 +93,99 @@ def get_client(uri: str, token: str = ""):
         return client
 
 
-class MilvusStore(VectorStore):
-    backend = "milvus"
+def quote(value: str) -> str:
+    """A string literal for a Milvus filter expression (Milvus Lite has no filter templates).
+    Only \\ and \" are escaped: Milvus' parser refuses \\uXXXX, so writers refuse control
+    characters in document ids (rag/store/milvus_writer.py)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
-    def __init__(self, uri: str, prefix: str = "rag_passages", token: str = "", index_type: str = "AUTOINDEX",
-                 collection: str | None = None, dimension: int = 0, count: int = 0):
-        self.uri = normalize_uri(uri)
-        self.prefix = prefix
-        self.token = token
-        self.index_type = index_type
-        self.collection = collection
-        self.dimension = dimension
-        self.count = count
 
-    @property
-    def client(self):
-        return get_client(self.uri, self.token)
+def keys_filter(keys) -> str:
+    """``key in [...]`` for the records collection.  Its string keys never go through
+    MilvusClient.get/delete(ids=...): pymilvus 3.0 quotes them without escaping a backslash, and
+    Milvus refuses the expression (an id like ``a\\b`` failed)."""
+    return f"key in [{', '.join(quote(k) for k in keys)}]"
 
-    # ------------------------------------------------------------------------- build
-    def build(self, vectors: np.ndarray) -> None:
-        from pymilvus import DataType
 
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        n, d = vectors.shape
-        client = self.client
-        name = f"{self.prefix}_{os.urandom(6).hex()}"
-        schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field(ID_FIELD, DataType.INT64, is_primary=True)
-        schema.add_field(VECTOR_FIELD, DataType.FLOAT_VECTOR, dim=d)
-        index_params = client.prepare_index_params()
-        index_params.add_index(field_name=VECTOR_FIELD, index_type=self.index_type, metric_type="IP")
-        client.create_collection(name, schema=schema, index_params=index_params, consistency_level="Strong")
-        try:
-            for start in range(0, n, INSERT_BATCH):
-                rows = [{ID_FIELD: i, VECTOR_FIELD: vectors[i]} for i in range(start, min(n, start + INSERT_BATCH))]
-                client.insert(name, rows)
-            if n:
-                client.flush(name)  # seal the segments so the index covers every row
-        except BaseException:
-            client.drop_collection(name)
-            raise
-        self.collection, self.dimension, self.count = name, d, n
+def clip(text: str, limit: int = MAX_VARCHAR) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes, on a character boundary."""
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    return data[:limit].decode("utf-8", errors="ignore")
 
-    # ------------------------------------------------------------------------- query
-    def search(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """``exclude``: rows never returned (a boolean filter evaluated inside Milvus)."""
-        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        nq = len(queries)
-        excluded = [] if exclude is None else [int(i) for i in exclude]
-        k = min(k, self.count - len(excluded), MAX_TOP_K)
-        if k <= 0 or self.collection is None:
-            return np.zeros((nq, 0), dtype=np.float32), np.zeros((nq, 0), dtype=np.int64)
-        hits = self.client.search(
-            self.collection,
-            data=list(queries),
-            limit=k,
-            output_fields=[ID_FIELD],
-            search_params={"metric_type": "IP"},
-            anns_field=VECTOR_FIELD,
-            **({"filter": f"{ID_FIELD} not in {excluded}"} if excluded else {}),
-        )
-        scores = np.full((nq, k), -np.inf, dtype=np.float32)
-        ids = np.full((nq, k), -1, dtype=np.int64)
-        for row, found in enumerate(hits):
-            for col, hit in enumerate(found[:k]):
-                ids[row, col] = int(hit[ID_FIELD] if ID_FIELD in hit else hit["entity"][ID_FIELD])
-                scores[row, col] = float(hit["distance"])
-        return scores, ids
 
-    # ------------------------------------------------------------------------- persistence
-    def save(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / PARAMS_FILE).write_text(json.dumps(self.describe(), indent=2))
+def split_bytes(text: str, limit: int = MAX_VARCHAR) -> list[str]:
+    """``text`` in parts of at most ``limit`` UTF-8 bytes, cut on character boundaries."""
+    parts, data = [], text.encode("utf-8")
+    while data:
+        cut = min(limit, len(data))
+        while cut < len(data) and (data[cut] & 0xC0) == 0x80:  # not inside a multi-byte character
+            cut -= 1
+        parts.append(data[:cut].decode("utf-8"))
+        data = data[cut:]
+    return parts or [""]
 
-    @classmethod
-    def load(cls, folder: Path, uri: str | None = None, token: str = "") -> MilvusStore:
-        """Reconnect to a version's collection; ``uri`` overrides the recorded address
-        (replicas may reach the cluster by another name than the indexer did)."""
-        saved = json.loads((folder / PARAMS_FILE).read_text())
-        store = cls(uri or saved["uri"], saved.get("prefix", "rag_passages"), token, saved.get("index_type", "AUTOINDEX"),
-                    saved["collection"], int(saved.get("dimension", 0)), int(saved.get("count", 0)))
-        if store.count and not store.client.has_collection(store.collection):
-            from rag.errors import IndexNotFound
 
-            raise IndexNotFound(f"Milvus collection {store.collection!r} of this index version is missing at {public_uri(store.uri)}: rebuild with `rag index`")
-        return store
+def records_name(passages_name: str) -> str:
+    return passages_name + RECORDS_SUFFIX
 
-    def drop(self) -> None:
-        """Delete this version's collection (its version folder is being removed)."""
-        if self.collection and self.client.has_collection(self.collection):
-            self.client.drop_collection(self.collection)
 
-    def __len__(self) -> int:
-        return self.count
+def passages_schema(client, dimension: int, index_type: str):
+    """(schema, index params) of a passages collection."""
+    from pymilvus import DataType, Function, FunctionType
 
-    def describe(self) -> dict:
-        return {
-            "backend": self.backend,
-            "uri": public_uri(self.uri),
-            "collection": self.collection,
-            "prefix": self.prefix,
-            "index_type": self.index_type,
-            "metric": "inner_product",
-            "dimension": self.dimension,
-            "count": self.count,
-        }
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("document_id", DataType.VARCHAR, max_length=MAX_KEY)
+    schema.add_field("gen", DataType.VARCHAR, max_length=64)  # the document version (content hash) it belongs to
+    schema.add_field("paragraph_index", DataType.INT64)
+    schema.add_field("paragraph_start", DataType.INT64)
+    schema.add_field("doc_start", DataType.INT64)
+    schema.add_field("length", DataType.INT64)  # characters; the exact text is paragraph.text[start:start+length]
+    schema.add_field("text", DataType.VARCHAR, max_length=MAX_VARCHAR)
+    for name in ("section", "title", "context"):
+        schema.add_field(name, DataType.VARCHAR, max_length=MAX_VARCHAR)
+    # The BM25 input: the embedded path's tokens (bm25s tokenizer, English stop words, Snowball
+    # stemmer) joined by spaces, so Milvus' standard analyzer sees the same terms on Milvus Lite
+    # (which ignores analyzer filters: measured, "cats" and "cat" stayed two terms) and on a cluster.
+    schema.add_field("lexical", DataType.VARCHAR, max_length=MAX_VARCHAR, enable_analyzer=True)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+    schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+    schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["lexical"],
+                                 output_field_names=["sparse"]))
+    index = client.prepare_index_params()
+    index.add_index(field_name="vector", index_type=index_type, metric_type="IP")
+    index.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=BM25_PARAMS)
+    index.add_index(field_name="document_id", index_type="INVERTED")
+    return schema, index
+
+
+def records_schema(client):
+    """(schema, index params) of a records collection: document heads, text and paragraph parts."""
+    from pymilvus import DataType
+
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=MAX_KEY)
+    schema.add_field("kind", DataType.VARCHAR, max_length=8)
+    schema.add_field("document_id", DataType.VARCHAR, max_length=MAX_KEY)
+    schema.add_field("gen", DataType.VARCHAR, max_length=64)
+    schema.add_field("grp", DataType.VARCHAR, max_length=MAX_KEY)  # the item a part belongs to
+    schema.add_field("part", DataType.INT64)
+    schema.add_field("origin", DataType.VARCHAR, max_length=16)
+    schema.add_field("content_hash", DataType.VARCHAR, max_length=128)
+    schema.add_field("source_path", DataType.VARCHAR, max_length=MAX_VARCHAR)
+    schema.add_field("passages", DataType.INT64)
+    schema.add_field("characters", DataType.INT64)
+    schema.add_field("parts", DataType.INT64)
+    schema.add_field("data", DataType.VARCHAR, max_length=MAX_VARCHAR)
+    # Milvus needs a vector field in every collection; this one earns its place: a head row
+    # holds [characters, 0], so an inner-product search with [1, 0] returns the largest
+    # documents (the web page's example questions) without scanning them out of Milvus.
+    schema.add_field("size", DataType.FLOAT_VECTOR, dim=2)
+    index = client.prepare_index_params()
+    index.add_index(field_name="size", index_type="FLAT", metric_type="IP")
+    index.add_index(field_name="document_id", index_type="INVERTED")
+    index.add_index(field_name="grp", index_type="INVERTED")
+    index.add_index(field_name="kind", index_type="INVERTED")
+    return schema, index

@@ -1,0 +1,363 @@
+"""The read side of an index held entirely in Milvus: the same interface as CorpusIndex.
+
+A ``MilvusIndex`` holds no corpus data, only the manifest of the version it was opened at and
+the names of its two collections (rag/store/milvus_store.py).  Every read goes to Milvus: a
+query fetches only the passages it returns, a document page reads that document's rows, so
+an API replica needs no index folder, no vectors.npy and no SQLite, and any number of replicas
+share one Milvus.  ``latest_version()`` (one describe call, ~0.5 ms on Milvus Lite) tells the
+Pipeline when another replica has written; it then reloads once per new version.
+
+Reads are live, not snapshot-isolated: Milvus has no multi-row transactions.  The write order
+(rag/store/milvus_writer.py) keeps every passage paired with its own paragraph and every
+document with its own text; during a replace a search may briefly see the old and the new
+passages of that one document.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from rag.errors import IndexIncompatible, IndexNotFound
+from rag.settings import Settings
+from rag.store.corpus_index import StoredDocument, tokenize_query
+from rag.store import milvus_records as rec
+from rag.store.milvus_store import (FORMAT_VERSION, HEAD, MAX_TOP_K, PROP_MANIFEST, PROP_RECORDS, PROP_VERSION, get_client, is_local,
+                                    keys_filter,                                     public_uri, quote)
+from rag.types import Document, Paragraph, Passage
+
+# Rows per query_iterator page when listing (documents page, `rag index` sync).
+PAGE = 1000
+_WORD = re.compile(r"\w")
+
+
+def milvus_uri(settings: Settings) -> str:
+    return settings.milvus_uri or str(settings.index_dir / "milvus.db")
+
+
+def client_for(settings: Settings):
+    return get_client(milvus_uri(settings), settings.milvus_token.get_secret_value())
+
+
+def read_state(client, alias: str) -> tuple[str, dict[str, str]] | None:
+    """(physical passages collection, its properties) behind ``alias``; None when there is none."""
+    if alias not in client.list_aliases().get("aliases", []):
+        return None
+    name = client.describe_alias(alias)["collection_name"]
+    properties = client.describe_collection(name).get("properties", {})
+    return name, properties
+
+
+class MilvusIndex:
+    """The index at one version, as CorpusIndex offers it (pipeline, routes, retrieval)."""
+
+    folder = None  # no index folder (metrics report none)
+
+    def __init__(self, settings: Settings, client, name: str, properties: dict[str, str], counts: tuple[int, int]):
+        self.settings = settings
+        self.client = client
+        self.alias = settings.milvus_collection
+        self.name = name
+        self.records = properties[PROP_RECORDS]
+        self.meta: dict[str, Any] = json.loads(properties[PROP_MANIFEST])
+        self.version = int(properties[PROP_VERSION])
+        self.document_count, self.passage_count_total = counts
+        self.documents = DocumentsView(self)
+        self.passages = PassagesView(self)
+        self.paragraphs = ParagraphsView(self)
+        self.lexical = LexicalView(self)
+        self.dense = DenseView(self)
+
+    @classmethod
+    def load(cls, settings: Settings, expected_model: str | None = None, **_ignored) -> MilvusIndex:
+        client = client_for(settings)
+        state = read_state(client, settings.milvus_collection)
+        where = f"Milvus collection {settings.milvus_collection!r} at {public_uri(milvus_uri(settings))}"
+        if state is None or PROP_MANIFEST not in state[1]:
+            raise IndexNotFound(f"no index in {where}: run `rag index` first")
+        name, properties = state
+        meta = json.loads(properties[PROP_MANIFEST])
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise IndexIncompatible(f"index in {where} has format version {meta.get('format_version')}, this rag reads "
+                                    f"{FORMAT_VERSION}: rebuild it with `rag index`")
+        if expected_model is not None and meta.get("embedding_model") != expected_model:
+            raise IndexIncompatible(f"index in {where} was built with embedding model {meta.get('embedding_model')!r} but the "
+                                    f"service is configured with {expected_model!r}: set RAG_EMBEDDING_MODEL to match or "
+                                    "rebuild the index with `rag index`")
+        records = properties[PROP_RECORDS]
+        ensure_loaded(client, name, records)
+        documents = _count(client, records, f"kind == {quote(HEAD)}")
+        return cls(settings, client, name, properties, (documents, _count(client, name, "")))
+
+    def latest_version(self) -> int | None:
+        """The version the alias points at now (a rebuild moves it to another collection)."""
+        try:
+            state = read_state(self.client, self.alias)
+        except Exception:  # noqa: BLE001 - Milvus unreachable: keep serving this version
+            return None
+        return int(state[1].get(PROP_VERSION, 0)) if state is not None else None
+
+    @property
+    def model(self) -> str:
+        return self.meta["embedding_model"]
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        dense = {"backend": "milvus", "uri": public_uri(milvus_uri(self.settings)), "collection": self.name,
+                 "alias": self.alias, "records": self.records, "metric": "inner_product", "count": self.passage_count_total,
+                 "index_type": self.meta.get("index_type", ""), "dimension": self.meta.get("dimension", 0)}
+        return {**self.meta, "dense": dense, "lexical": {"backend": "milvus-bm25", "scoring": "BM25 k1=1.5 b=0.75"},
+                "document_count": self.document_count, "passage_count": self.passage_count_total}
+
+    def __len__(self) -> int:
+        return self.passage_count_total
+
+    # ----------------------------------------------------------------------- per query
+    def fetch(self, passage_ids: list[int]) -> dict[int, tuple[Passage, Paragraph]]:
+        """The passages (with their paragraphs) by id: two reads, whatever the corpus size."""
+        if not passage_ids:
+            return {}
+        rows = self.client.get(self.name, ids=[int(i) for i in passage_ids], output_fields=rec.PASSAGE_FIELDS)
+        groups = {rec.paragraph_group(r["document_id"], r["gen"], int(r["paragraph_index"])) for r in rows}
+        paragraphs = {g: rec.paragraph_from(d) for g, d in self._parts(sorted(groups)).items()}
+        found = {}
+        for row in rows:
+            paragraph = paragraphs.get(rec.paragraph_group(row["document_id"], row["gen"], int(row["paragraph_index"])))
+            if paragraph is not None:  # its document is being removed: left out, as a purged row is
+                found[int(row["id"])] = (rec.passage_from(row, paragraph), paragraph)
+        return found
+
+    def _parts(self, groups: list[str]) -> dict[str, str]:
+        if not groups:
+            return {}
+        rows = self.client.query(self.records, filter=f"grp in [{', '.join(quote(g) for g in groups)}]", output_fields=rec.PART_FIELDS)
+        return rec.joined(rows)
+
+    def vectors_of(self, passage_ids) -> np.ndarray:
+        ids = [int(i) for i in passage_ids]
+        out = np.zeros((len(ids), int(self.meta.get("dimension", 0))), dtype=np.float32)
+        if ids:
+            rows = {int(r["id"]): r["vector"] for r in self.client.get(self.name, ids=ids, output_fields=["id", "vector"])}
+            for i, pid in enumerate(ids):
+                if pid in rows:
+                    out[i] = rows[pid]
+        return out
+
+    def paragraph_of(self, passage: Passage) -> Paragraph:
+        return self.fetch([passage.passage_id])[passage.passage_id][1]
+
+    def head(self, document_id: str) -> dict[str, Any] | None:
+        rows = self.client.query(self.records, filter=keys_filter([rec.head_key(document_id)]), output_fields=rec.HEAD_FIELDS)
+        return rows[0] if rows else None
+
+    def paragraphs_of(self, document_id: str) -> list[Paragraph]:
+        head = self.head(document_id)
+        if head is None:
+            return []
+        return self._paragraphs(document_id, head["gen"])
+
+    def _paragraphs(self, document_id: str, gen: str) -> list[Paragraph]:
+        rows = self.client.query(self.records, filter=f"document_id == {quote(document_id)} and gen == {quote(gen)} and kind == \"para\"",
+                                 output_fields=rec.PART_FIELDS)
+        return sorted((rec.paragraph_from(d) for d in rec.joined(rows).values()), key=lambda p: p.paragraph_index)
+
+    def document_detail(self, document_id: str) -> tuple[StoredDocument, int, list[Paragraph]] | None:
+        """A document, its passage count and paragraphs, all of the version its head names."""
+        head = self.head(document_id)
+        if head is None:
+            return None
+        rows = self.client.query(self.records, filter=f"document_id == {quote(document_id)} and gen == {quote(head['gen'])}",
+                                 output_fields=["kind", *rec.PART_FIELDS])
+        text = rec.joined([r for r in rows if r["kind"] == "text"])
+        paragraphs = sorted((rec.paragraph_from(d) for d in rec.joined([r for r in rows if r["kind"] == "para"]).values()),
+                            key=lambda p: p.paragraph_index)
+        if len(text) != 1:
+            return None  # removed between the two reads
+        document = Document.from_row(json.loads(next(iter(text.values()))))
+        return StoredDocument(document, head["origin"]), int(head["passages"]), paragraphs
+
+    def heads(self, output_fields: list[str] | None = None) -> list[dict[str, Any]]:
+        """Every document head (a scan: listing and `rag index` sync only)."""
+        return scan(self.client, self.settings, self.records, f"kind == {quote(HEAD)}", output_fields or rec.HEAD_FIELDS)
+
+    def document_infos(self) -> list[dict]:
+        return sorted((rec.info_from(h) for h in self.heads()), key=lambda i: i["document_id"])
+
+    def passage_count(self, document_id: str) -> int:
+        head = self.head(document_id)
+        return int(head["passages"]) if head else 0
+
+    def source_url(self, document_id: str) -> str:
+        head = self.head(document_id)
+        return json.loads(head["data"]).get("source_url", "") if head else ""
+
+    def largest_documents(self, limit: int) -> dict[str, int]:
+        """{document id: characters} of the ``limit`` largest, by the heads' size vectors."""
+        if not self.document_count:
+            return {}
+        hits = self.client.search(self.records, data=[[1.0, 0.0]], anns_field="size", limit=min(limit, MAX_TOP_K),
+                                  filter=f"kind == {quote(HEAD)}", output_fields=["document_id", "characters"],
+                                  search_params={"metric_type": "IP"})[0]
+        rows = sorted(((h["entity"]["document_id"], int(h["entity"]["characters"])) for h in hits), key=lambda r: (-r[1], r[0]))
+        return dict(rows)
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return self.vectors_of([p.passage_id for p in self.passages])
+
+    def passages_by_document(self) -> dict[str, list[Passage]]:
+        grouped: dict[str, list[Passage]] = {doc_id: [] for doc_id in self.documents}
+        for passage in self.passages:
+            grouped.setdefault(passage.document_id, []).append(passage)
+        return grouped
+
+
+def scan(client, settings: Settings, collection: str, where: str, fields: list[str]) -> list[dict[str, Any]]:
+    """Every row matching ``where``.  A server pages with query_iterator (a plain query is capped
+    at 16,384 rows there); Milvus Lite has no such cap but no iterator support either (its
+    server answers AllocTimestamp with "not implemented" and logs a traceback per call)."""
+    if is_local(milvus_uri(settings)):
+        return list(client.query(collection, filter=where, output_fields=fields))
+    iterator = client.query_iterator(collection, batch_size=PAGE, filter=where, output_fields=fields)
+    rows: list[dict[str, Any]] = []
+    try:
+        while batch := iterator.next():
+            rows.extend(batch)
+    finally:
+        iterator.close()
+    return rows
+
+
+def ensure_loaded(client, *collections: str) -> None:
+    """Load collections into memory: Milvus Lite releases them when the process that opened the
+    file exits (a server keeps them loaded), and a released collection refuses every query."""
+    from pymilvus.client.types import LoadState
+
+    for name in collections:
+        if client.get_load_state(name)["state"] != LoadState.Loaded:
+            client.load_collection(name)
+
+
+def _count(client, collection: str, where: str) -> int:
+    rows = client.query(collection, filter=where, output_fields=["count(*)"])
+    return int(rows[0]["count(*)"]) if rows else 0
+
+
+class DocumentsView(Mapping[str, StoredDocument]):
+    """Documents by id: ``get`` reads one document's rows; iteration scans (tools only)."""
+
+    def __init__(self, index: MilvusIndex):
+        self._index = index
+
+    def __getitem__(self, document_id: str) -> StoredDocument:
+        detail = self._index.document_detail(document_id)
+        if detail is None:
+            raise KeyError(document_id)
+        return detail[0]
+
+    def __contains__(self, document_id: object) -> bool:
+        return isinstance(document_id, str) and self._index.head(document_id) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(h["document_id"] for h in self._index.heads(["key", "document_id"])))
+
+    def __len__(self) -> int:
+        return self._index.document_count
+
+
+class PassagesView:
+    """Live passages: ``len``, iteration in id order (a scan, tools and tests), lookup by id."""
+
+    def __init__(self, index: MilvusIndex):
+        self._index = index
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __iter__(self) -> Iterator[Passage]:
+        index = self._index
+        ids = sorted(int(r["id"]) for r in scan(index.client, index.settings, index.name, "id >= 0", ["id"]))
+        for start in range(0, len(ids), PAGE):
+            found = index.fetch(ids[start : start + PAGE])
+            yield from (found[i][0] for i in ids[start : start + PAGE] if i in found)
+
+    def __getitem__(self, passage_id: int) -> Passage:
+        found = self._index.fetch([int(passage_id)])
+        if passage_id not in found:
+            raise KeyError(passage_id)
+        return found[passage_id][0]
+
+
+class ParagraphsView:
+    """Every live paragraph keyed by (document id, paragraph index): a scan, for tools only."""
+
+    def __init__(self, index: MilvusIndex):
+        self._index = index
+
+    def items(self):
+        out = []
+        for head in sorted(self._index.heads(["key", "document_id", "gen"]), key=lambda h: h["document_id"]):
+            out.extend(((p.document_id, p.paragraph_index), p) for p in self._index._paragraphs(head["document_id"], head["gen"]))
+        return out
+
+    def values(self):
+        return [p for _, p in self.items()]
+
+    def __len__(self) -> int:
+        return len(self.items())
+
+
+class LexicalView:
+    """BM25 inside Milvus over the same terms the embedded path indexes (rag/store/lexical.py)."""
+
+    def __init__(self, index: MilvusIndex):
+        self._index = index
+
+    def _search(self, query: str, k: int, where: str = "") -> tuple[np.ndarray, np.ndarray]:
+        terms = " ".join(tokenize_query(query))
+        k = min(k, MAX_TOP_K)
+        if not _WORD.search(terms) or k <= 0 or not len(self._index):
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        hits = self._index.client.search(self._index.name, data=[terms], anns_field="sparse", limit=k, output_fields=["id"],
+                                         search_params={"metric_type": "BM25"}, **({"filter": where} if where else {}))[0]
+        # Milvus Lite reports BM25 as a negative distance (best first), a cluster as a positive
+        # score: the magnitude is the BM25 score either way.
+        return (np.array([int(h["id"]) for h in hits], dtype=np.int64),
+                np.array([abs(float(h["distance"])) for h in hits], dtype=np.float32))
+
+    def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return self._search(query, k)
+
+    def scores_of(self, query: str, ids) -> dict[int, float]:
+        ids = [int(i) for i in ids]
+        if not ids:
+            return {}
+        found, scores = self._search(query, len(ids), f"id in [{', '.join(map(str, ids))}]")
+        return dict(zip(found.tolist(), scores.tolist(), strict=True))
+
+
+class DenseView:
+    """Inner-product search over the passages' vectors inside Milvus."""
+
+    def __init__(self, index: MilvusIndex):
+        self._index = index
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        nq, k = len(queries), min(k, len(self._index), MAX_TOP_K)
+        if k <= 0:
+            return np.zeros((nq, 0), dtype=np.float32), np.zeros((nq, 0), dtype=np.int64)
+        hits = self._index.client.search(self._index.name, data=list(queries), limit=k, anns_field="vector", output_fields=["id"],
+                                         search_params={"metric_type": "IP"})
+        scores = np.full((nq, k), -np.inf, dtype=np.float32)
+        ids = np.full((nq, k), -1, dtype=np.int64)
+        for row, found in enumerate(hits):
+            for col, hit in enumerate(found[:k]):
+                ids[row, col], scores[row, col] = int(hit["id"]), float(hit["distance"])
+        return scores, ids
+
+    def describe(self) -> dict:
+        return self._index.manifest["dense"]
