@@ -54,6 +54,12 @@ def test_bench_runs_every_section_and_writes_the_report(tmp_path: Path, corpus_d
     scale = json.loads((out / "bench" / "scale.json").read_text())
     assert [r["passages"] for r in scale["vectors"]] == [300, 1200] and scale["text"][0]["passages"] == 300
     assert all(0 <= r["recall_at_10"] <= 1 for r in scale["vectors"])
+    writes = json.loads((out / "bench" / "writes.json").read_text())
+    assert [r["documents"] for r in writes["rows"]] == [300, 1200] and all(r["upload_ms"]["n"] == 20 for r in writes["rows"])
+    service = json.loads((out / "bench" / "service.json").read_text())
+    assert [r["documents"] for r in service["rows"]] == [6, 1200]  # the SQuAD paragraphs, then the largest size
+    assert all(r["startup_to_readyz_s"] > 0 and r["memory_ready"]["rss_mb"] > 0 and r["upload_ms"]["n"] == 20 for r in service["rows"])
+    assert service["rows"][0]["hybrid_recall_at_5"] == 1.0  # every answer is in one of the 6 passages
     report = (out / "BENCHMARKS.md").read_text()
-    assert "rag bench --section scale" in report and "## HTTP latency" in report
+    assert "rag bench --section scale" in report and "## HTTP latency" in report and "## The service at scale" in report
     assert (out / "bench" / "scale.png").is_file() and (out / "bench" / "http.png").is_file()

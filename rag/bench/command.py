@@ -5,7 +5,11 @@ Sections (``--section``, repeatable; default all):
 * ``build``: index build throughput and peak memory on SQuAD v1.1 dev paragraphs;
 * ``latency``: in-process search/ask latency on the default corpus and on SQuAD;
 * ``http``: `rag serve` on loopback, sequential and concurrent clients, batch endpoint;
-* ``scale``: vector search latency, recall and memory from 10^3 to 10^6 passages.
+* ``scale``: vector search latency, recall and memory from 10^3 to 10^6 passages;
+* ``writes``: upload and delete of one small document at each size (indexes of 10^5 passages and
+  more are built once in ``--keep`` and reused);
+* ``service``: `rag serve` over the largest ``writes`` index with the real encoder: start-up,
+  memory, /v1/search over HTTP, upload and delete through the API.
 
 Each section writes ``<out>/bench/<section>.json``; the report is rebuilt from whatever
 section files exist, so sections can be re-run one at a time.
@@ -24,6 +28,7 @@ from rag.settings import DEFAULT_EMBEDDING_MODEL
 
 DEFAULT_SQUAD = Path("../shared/data/squad-v1.1/dev-v1.1.json")
 DEFAULT_SIZES = "1000,10000,100000,1000000"
+KEEP_FROM = 100_000  # writes indexes this large are kept in --keep (10^6: ~15 min to build on 2 cores)
 
 
 def bench_command(
@@ -41,6 +46,7 @@ def bench_command(
     cache: Annotated[Path, typer.Option("--cache", help="Cache of encoded vectors")] = Path.home() / ".cache" / "rag-bench",
     backend: Annotated[str, typer.Option("--backend", help="writes: faiss (the index folder) or milvus (Milvus Lite)")] = "faiss",
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip rewriting BENCHMARKS.md")] = False,
+    keep: Annotated[Optional[Path], typer.Option("--keep", help="writes/service: build indexes of >= 10^5 passages here once and reuse them (never inside the repository)")] = None,
 ) -> None:
     """Measure build, latency, HTTP throughput and scale; rewrite <out>/BENCHMARKS.md."""
     from rag.bench.report import SECTIONS, render
@@ -49,7 +55,7 @@ def bench_command(
     unknown = [s for s in chosen if s not in SECTIONS]
     if unknown:
         raise typer.BadParameter(f"unknown section {', '.join(unknown)}; use {', '.join(SECTIONS)}")
-    if {"build", "latency", "scale", "writes"} & set(chosen) and not squad.is_file():
+    if {"build", "latency", "scale", "writes", "service"} & set(chosen) and not squad.is_file():
         raise typer.BadParameter(f"SQuAD v1.1 dev not found at {squad}: pass --squad PATH")
     folder = out / "bench"
     folder.mkdir(parents=True, exist_ok=True)
@@ -61,7 +67,8 @@ def bench_command(
         "latency": _command("latency", common + ["--requests", str(requests)]),
         "http": _command("http", common + ["--requests", str(requests), "--concurrency", concurrency]),
         "scale": _command("scale", common + ["--sizes", sizes, "--text-max", str(text_max)]),
-        "writes": _command("writes", common + ["--sizes", sizes]),
+        "writes": _command("writes", common + ["--sizes", sizes] + (["--keep", str(keep)] if keep else [])),
+        "service": _command("service", common + ["--sizes", sizes, "--requests", str(requests)] + (["--keep", str(keep)] if keep else [])),
     }
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
         work = Path(tmp)
@@ -86,7 +93,10 @@ def bench_command(
             section_milvus_writes(folder, squad, model, [int(float(s)) for s in sizes.split(",") if s.strip()], cache,
                                   commands["writes"] + " --backend milvus")
         elif "writes" in chosen:
-            _section_writes(folder, squad, model, [int(float(s)) for s in sizes.split(",") if s.strip()], cache, commands["writes"])
+            _section_writes(folder, squad, model, [int(float(s)) for s in sizes.split(",") if s.strip()], cache, commands["writes"], keep)
+        if "service" in chosen:
+            _section_service(folder, squad, model, max(int(float(s)) for s in sizes.split(",") if s.strip()), cache, commands["service"],
+                             keep or work, requests, reader)
     if not no_report:
         target = render(folder, out / "BENCHMARKS.md")
         typer.echo(f"wrote {target}")
@@ -190,7 +200,7 @@ def _section_scale(folder: Path, squad: Path, model: str, sizes: list[int], text
         typer.echo(f"  {size:,} passages, full hybrid path: p50 {row['hybrid_without_encoding_ms']['p50']} ms")
 
 
-def _section_writes(folder: Path, squad: Path, model: str, sizes: list[int], cache: Path, command: str) -> None:
+def _section_writes(folder: Path, squad: Path, model: str, sizes: list[int], cache: Path, command: str, keep: Path | None = None) -> None:
     from rag.bench.data import DEFAULT_BANDWIDTH, SyntheticCorpus, cached_vectors, load_squad
     from rag.bench.writes import bench_writes
     from rag.embedding import load_encoder
@@ -201,12 +211,49 @@ def _section_writes(folder: Path, squad: Path, model: str, sizes: list[int], cac
     synthetic = SyntheticCorpus(real, DEFAULT_BANDWIDTH)
     rows: list[dict] = []
     result = {"machine": machine(), "command": command, "rows": rows,
-              "description": ("One passage per document (SQuAD paragraphs cycled to the size), synthetic vectors drawn around "
-                              "real SQuAD paragraph embeddings; 20 rounds of: upload one 3-paragraph document, delete it, "
-                              "compact as the policy asks (inline).  Times are the storage only (chunking, segment, SQLite "
-                              "commit, snapshot reload), no encoder.")}
+              "description": ("One SQuAD dev paragraph per document (cycled to the size; a long one is two passages), synthetic "
+                              "vectors drawn around the real embedding of each text's paragraph; 20 rounds of: upload one "
+                              "3-paragraph document, delete it, compact as the policy asks (inline).  Times are the storage only "
+                              "(chunking, segment, SQLite commit, BM25 sync, snapshot reload), no encoder.")}
     for size in sizes:
-        row = bench_writes(sample, synthetic, size, questions=sample.questions[:200])
+        where = keep if keep is not None and size >= KEEP_FROM else None
+        row = bench_writes(sample, synthetic, size, questions=sample.questions[:200], keep=where, model=model)
         rows.append(row)
         write_json(folder / "writes.json", result)
         typer.echo(f"  {size:,} passages: upload p50 {row['upload_ms']['p50']} ms, delete p50 {row['delete_ms']['p50']} ms")
+
+
+def _section_service(folder: Path, squad: Path, model: str, size: int, cache: Path, command: str, keep: Path,
+                     requests: int, reader: str | None) -> None:
+    from rag.bench.data import DEFAULT_BANDWIDTH, SyntheticCorpus, cached_vectors, load_squad
+    from rag.bench.service import bench_service
+    from rag.bench.writes import reuse_or_build
+    from rag.embedding import load_encoder
+
+    sample = load_squad(squad)
+    real = cached_vectors(cache, load_encoder(model), sample.paragraphs, "squad-paragraphs")
+    synthetic = SyntheticCorpus(real, DEFAULT_BANDWIDTH)
+    period = len(sample.paragraphs)
+    step = max(1, len(sample.questions) // requests)
+    questions, answers = sample.questions[::step][:requests], sample.answers[::step][:requests]
+    env = {"RAG_EMBEDDING_MODEL": model, **({"RAG_READER": reader} if reader else {})}
+    rows: list[dict] = []
+    result = {"machine": machine(), "command": command, "rows": rows, "description": (
+        "rag serve (real encoder and reader) over SQuAD dev paragraph texts: the 2,067 paragraphs with their real embeddings, "
+        f"and cycled to {size:,} documents with vectors drawn around each text's own paragraph embedding (the index of the "
+        f"writes section); /v1/search in hybrid mode, top 5, {len(questions)} SQuAD dev questions one at a time over HTTP; "
+        "recall@5: a returned passage contains a gold answer; 20 uploads and deletes of one 3-paragraph document through the API.")}
+    for documents in sorted({period, size}):
+        texts = [sample.paragraphs[i % period] for i in range(documents)]
+        titles = [sample.titles[i % period] for i in range(documents)]
+        typer.echo(f"service: {documents:,} documents, index in {keep} ...")
+        keep.mkdir(parents=True, exist_ok=True)
+        _, index, build_s = reuse_or_build(keep / f"writes-{documents}", texts, titles, synthetic.vectors(documents, cycled=True), model, period)
+        passages = len(index)
+        del index
+        row = bench_service(keep / f"writes-{documents}", questions, answers, env, keep / f"server-{documents}.log")
+        row.update({"documents": documents, "passages": passages, "bulk_build_s": build_s})
+        rows.append(row)
+        write_json(folder / "service.json", result)
+        typer.echo(f"  ready in {row['startup_to_readyz_s']} s, RSS {row['memory_after_writes']['rss_mb']} MB, "
+                   f"search p50 {row['search_ms']['p50']} ms, recall@5 {row['hybrid_recall_at_5']}, upload p50 {row['upload_ms']['p50']} ms")

@@ -88,15 +88,19 @@ class SyntheticCorpus:
         self.bandwidth = bandwidth
         self.seed = seed
 
-    def vectors(self, n: int, chunk: int = 65536) -> np.ndarray:
-        """``n`` unit vectors; the real ones come first, then synthetic ones."""
+    def vectors(self, n: int, chunk: int = 65536, cycled: bool = False) -> np.ndarray:
+        """``n`` unit vectors; the real ones come first, then synthetic ones.  ``cycled``: vector i
+        is drawn around real vector i mod len(real), so it belongs to the SQuAD paragraph whose
+        text passage i carries when texts are cycled too (the 10^6 service benchmark, where the
+        answers of hybrid search are checked); otherwise around a random real vector."""
         out = np.empty((n, self.real.shape[1]), dtype=np.float32)
         first = min(n, len(self.real))
         out[:first] = self.real[:first]
         rng = np.random.default_rng(self.seed)
         for start in range(first, n, chunk):
             stop = min(n, start + chunk)
-            base = self.real[rng.integers(0, len(self.real), stop - start)]
+            picks = np.arange(start, stop) % len(self.real) if cycled else rng.integers(0, len(self.real), stop - start)
+            base = self.real[picks]
             noise = rng.standard_normal((stop - start, self._axes.shape[0]), dtype=np.float32) @ self._axes
             block = base + self.bandwidth * noise
             block /= np.linalg.norm(block, axis=1, keepdims=True)

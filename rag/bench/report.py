@@ -5,7 +5,7 @@ from pathlib import Path
 
 from rag.bench.common import read_json
 
-SECTIONS = ("build", "latency", "http", "scale", "writes")
+SECTIONS = ("build", "latency", "http", "scale", "writes", "service")
 TARGETS = {
     "search_p50_ms": 15, "ask_p50_ms": 100, "ask_rps_c8": 20, "ask_p95_c8_ms": 500,
     "scale_search_p50_ms": 20, "scale_recall": 0.95, "scale_memory_mb": 2048, "build_paragraphs_per_s": 60,
@@ -91,6 +91,7 @@ def render(folder: Path, target: Path) -> Path:
     lines += _http(results.get("http"), "http.png" in made)
     lines += _scale(results.get("scale"), "scale.png" in made)
     lines += _writes(results.get("writes"))
+    lines += _service(results.get("service"))
     notes = folder / "NOTES.md"
     if notes.is_file():
         lines += ["", notes.read_text().rstrip(), ""]
@@ -242,4 +243,19 @@ def _writes(result: dict | None) -> list[str]:
                    f"{r['delete_ms']['p50']:.0f} / {r['delete_ms']['p95']:.0f} | {r['compaction_ms_per_round']['p50']:.0f} | "
                    f"{r['segments_after']} | {r.get('bm25_ms', {}).get('p50', '-')} | {r.get('hybrid_without_encoding_ms', {}).get('p50', '-')} | "
                    f"{r['bulk_build_s']} |")
+    return out + [""]
+
+
+def _service(result: dict | None) -> list[str]:
+    """`rag serve` over the largest writes index (rag/bench/service.py)."""
+    if not result:
+        return []
+    out = ["## The service at scale", "", result.get("description", ""), "", f"Reproduce: `{result['command']}`", "",
+           "| passages | start-up to /readyz | server RSS (file-backed) after writes | /v1/search p50 / p95 ms | hybrid recall@5 | upload p50 ms | delete p50 ms |",
+           "|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        m = r["memory_after_writes"]
+        out.append(f"| {r['passages']:,} | {r['startup_to_readyz_s']} s | {m['rss_mb']:,.0f} MB ({m['file_backed_mb']:,.0f}) | "
+                   f"{r['search_ms']['p50']:.1f} / {r['search_ms']['p95']:.1f} | {r['hybrid_recall_at_5']:.3f} | "
+                   f"{r['upload_ms']['p50']:.0f} | {r['delete_ms']['p50']:.0f} |")
     return out + [""]

@@ -78,7 +78,7 @@ def bench_vectors(synthetic: SyntheticCorpus, queries: np.ndarray, size: int, co
 
 def bench_text(sample, synthetic: SyntheticCorpus, encoder, size: int, questions: list[str], timing_queries: int = 100) -> dict:
     """Hybrid search through the Retriever over ``size`` passages (texts cycled from SQuAD),
-    stored as the service stores them (SQLite, FTS5, one vector segment)."""
+    stored as the service stores them (SQLite, tantivy BM25, one vector segment)."""
     from rag.bench.writes import build_index
     from rag.retrieval import RetrievalParams, Retriever
 
@@ -87,7 +87,7 @@ def bench_text(sample, synthetic: SyntheticCorpus, encoder, size: int, questions
     titles = [sample.titles[i % len(sample.titles)] for i in range(size)]
     with tempfile.TemporaryDirectory(prefix="rag-scale-") as tmp:
         started = time.perf_counter()
-        _, index = build_index(Path(tmp) / "index", texts, titles, synthetic.vectors(size))
+        _, index = build_index(Path(tmp) / "index", texts, titles, synthetic.vectors(size), period=len(sample.paragraphs))
         build_s = time.perf_counter() - started
         retriever = Retriever(encoder)
         params = RetrievalParams()
