@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import random
 import string
 
@@ -106,7 +107,7 @@ def _train(tiny_setup, run_dir, **kw):
                 squad_v1_dev=data / "none.json", squad_v2_dev=data / "none.json", seed=1, epochs=0.0, lr=1e-3,
                 batch_size=4, max_seq_len=64, doc_stride=16, max_questions=0, max_steps=6, neg_ratio=0.5,
                 hard_negatives=0.6, question_swap=True, squad_rest=False, heldout_fraction=0.2, calibration_limit=10,
-                real_use_k=2, resume=False, save_every=3, calibrate_only=False, dev_reports=False, device="cpu", export=False)
+                real_use_k=2, resume=False, finish=False, save_every=3, calibrate_only=False, dev_reports=False, device="cpu", export=False)
     args.update(kw)
     train_reader_command(**args)
     return [json.loads(line) for line in (run_dir / "train.jsonl").read_text().splitlines()]
@@ -145,6 +146,14 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tiny_setup, tmp_path, mo
     stopped = _train(tiny_setup, tmp_path / "b")
     assert stopped[-1]["event"] == "stopped" and stopped[-1]["step"] == 3
     monkeypatch.undo()
+    # --finish ships the interrupted run as it is: no more steps, calibrated and exported.
+    shutil.copytree(tmp_path / "b", tmp_path / "c")
+    finished = _train(tiny_setup, tmp_path / "c", resume=True, finish=True, export=True)
+    assert not any(r["event"] == "train" for r in finished)
+    assert any(r["event"] == "finish" and r["step"] == 3 and r["scheduled"] == 6 for r in finished)
+    assert json.loads((tmp_path / "c" / "metrics.json").read_text())["config"]["cut_short_at_step"] == 3
+    assert (tmp_path / "c" / "out" / "reader_calibration.json").is_file()
+    assert torch.load(tmp_path / "c" / ck.CHECKPOINT, weights_only=False)["step"] == 3
     resumed = _train(tiny_setup, tmp_path / "b", resume=True)
     assert any(r["event"] == "resumed" and r["step"] == 3 for r in resumed)
     assert any(r.get("features_cached") for r in resumed if r["event"] == "data")

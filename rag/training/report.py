@@ -74,7 +74,9 @@ def model_card(m: dict) -> str:
         f"  AdamW lr {cfg['lr']}, weight decay {cfg['weight_decay']}, {cfg['epochs']} epochs, {cfg['warmup']:.0%} linear warm-up then",
         f"  linear decay, grad-norm clip 1.0, seed {cfg['seed']}, negatives ratio {cfg['neg_ratio']}, {data['train_windows']} training windows.",
         f"- Start: {cfg['base_model']}; {m.get('steps', 'n/a')} optimiser steps (--max-steps {cfg.get('max_steps') or 'off'}),"
-        f" hard-negative share {cfg.get('hard_negatives', 0)}.",
+        f" hard-negative share {cfg.get('hard_negatives', 0)}"
+        + (f"; cut short at step {cfg['cut_short_at_step']} (`--resume --finish`), the learning rate not yet decayed to 0."
+           if cfg.get("cut_short_at_step") else "."),
         f"- Trained on {m['device']} in {_fmt(m['train_seconds'] / 60)} min (bf16 autocast on GPU).",
         f"- Reproduce: `rag train-reader --data-dir ../shared/data --preset {cfg['preset']} --lr {cfg['lr']} --epochs {cfg['epochs']}"
         f" --neg-ratio {cfg['neg_ratio']} --max-questions {cfg['max_questions']} --seed {cfg['seed']}"

@@ -179,6 +179,8 @@ def train_reader_command(
     calibration_limit: int = typer.Option(1500, help="Held-out questions (answerable, and unanswerable) used for calibration (0: all)."),
     real_use_k: int = typer.Option(3, help="Passages per question in the real-use calibration (the service reads 3)."),
     resume: bool = typer.Option(False, help="Continue from run_dir/checkpoint.pt."),
+    finish: bool = typer.Option(False, help="With --resume: train no further; calibrate and export the checkpoint "
+                                "(the schedule is cut short at its step, recorded in metrics.json)."),
     save_every: int = typer.Option(200, help="Checkpoint every N steps (and on SIGINT/SIGTERM)."),
     calibrate_only: bool = typer.Option(False, help="No training: calibrate the base model on the held-out slice and export."),
     dev_reports: bool = typer.Option(True, help="Report SQuAD v1.1/v2.0 dev reader-mode scores (evaluation only)."),
@@ -194,6 +196,8 @@ def train_reader_command(
     from rag.training import evaluation as te
     from rag.training.report import export_model
 
+    if finish and not resume:
+        raise typer.BadParameter("--finish needs --resume (it exports the run's checkpoint)")
     if preset not in PRESETS:
         raise typer.BadParameter(f"preset must be one of {sorted(PRESETS)}")
     cfg = dict(PRESETS[preset])
@@ -260,6 +264,11 @@ def train_reader_command(
     if resume and (run_dir / ck.CHECKPOINT).is_file():
         step, history = ck.load_checkpoint(run_dir, model, opt, sched, cfg)
         _log(run_dir, {"event": "resumed", "step": step, "of": total})
+        if finish and step < total:
+            # A session ending mid-run still ships what it trained: the learning rate had not
+            # decayed to 0, which metrics.json records as the scheduled and the trained steps.
+            scheduled, total = total, step
+            _log(run_dir, {"event": "finish", "step": step, "scheduled": scheduled})
     t_train, start_step = time.time(), step
     pad_id = tokenizer.pad_token_id or 0
     running, n_run = 0.0, 0
@@ -301,6 +310,8 @@ def train_reader_command(
     model.eval()
     calibration, info = calibrate(model, tokenizer, cfg, dev, amp, held_mixed, seed, calibration_limit, real_use_k)
     _log(run_dir, {"event": "calibration", **info})
+    if finish:
+        cfg = {**cfg, "cut_short_at_step": step}
     metrics = {"config": cfg, "data": data_info, "history": history, "steps": step, "train_seconds": round(train_seconds, 1),
                "device": torch.cuda.get_device_name() if dev == "cuda" else f"cpu ({torch.get_num_threads()} threads)", **info}
     for name, path, default in (("squad_v1.1_dev", squad_v1_dev, "squad-v1.1/dev-v1.1.json"),
