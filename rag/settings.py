@@ -53,8 +53,9 @@ class Settings(BaseSettings):
     # (rag/reading/span_onnx.py).
     reader_runtime: Literal["auto", "torch", "onnx"] = "auto"
     # int8 weights for the span reader's inner layers (an int8 ONNX graph; PyTorch dynamic int8
-    # where ONNX cannot run): /v1/ask at 8 clients 19 -> 33 requests/s on 2 loaded cores, SQuAD
-    # v1.1 dev (2,000 q) F1 as served 67.0 -> 66.2, SQuAD v2.0 52.5 -> 52.4, seed gold 77.9 -> 79.1
+    # where ONNX cannot run): /v1/ask at 8 clients 15.0 -> 25.9 requests/s and server CPU 57 -> 44
+    # ms per request on 2 cores at load average 8 (eval/bench/reader_int8.py); SQuAD v1.1 dev
+    # (2,000 q) F1 as served 67.0 -> 66.2, SQuAD v2.0 52.5 -> 52.4, seed gold 77.9 -> 79.1
     # (eval/RESULTS.md, "int8 reader").  "none" keeps fp32.
     reader_quantize: Literal["none", "int8"] = "int8"
     # The exported ONNX graphs (default ~/.cache/rag-extractive-qa/onnx).
