@@ -174,7 +174,9 @@ def sync(index_dir: Path, conn: sqlite3.Connection) -> int:
     else:
         dead = [r[0] for r in conn.execute("SELECT passage_id FROM passages WHERE removed > ?", (done,))]
         count = conn.execute("SELECT count(*) FROM passages WHERE added > ? AND removed IS NULL", (done,)).fetchone()[0]
-        adds = conn.execute("SELECT passage_id, row FROM passages WHERE added > ? AND removed IS NULL ORDER BY passage_id", (done,))
+        # No ORDER BY: sorting by passage id made SQLite scan the whole table (280 ms at 10^6
+        # passages) instead of following the index on ``added``.
+        adds = conn.execute("SELECT passage_id, row FROM passages WHERE added > ? AND removed IS NULL", (done,))
     bulk = count >= BULK_FROM
     writer = index.writer(BULK_HEAP if bulk else SMALL_HEAP, 2 if bulk else 1)
     lengths: list[tuple[int, int]] = []
