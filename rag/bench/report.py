@@ -251,11 +251,11 @@ def _service(result: dict | None) -> list[str]:
     if not result:
         return []
     out = ["## The service at scale", "", result.get("description", ""), "", f"Reproduce: `{result['command']}`", "",
-           "| passages | start-up to /readyz | server RSS (file-backed) after writes | /v1/search p50 / p95 ms | hybrid recall@5 | upload p50 ms | delete p50 ms |",
+           "| passages | start-up to /readyz | server RSS (file-backed) after writes | /v1/search p50 / p95 ms | hybrid recall@1 / @5 (distinct texts in top 5) | upload p50 ms | delete p50 ms |",
            "|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         m = r["memory_after_writes"]
         out.append(f"| {r['passages']:,} | {r['startup_to_readyz_s']} s | {m['rss_mb']:,.0f} MB ({m['file_backed_mb']:,.0f}) | "
-                   f"{r['search_ms']['p50']:.1f} / {r['search_ms']['p95']:.1f} | {r['hybrid_recall_at_5']:.3f} | "
+                   f"{r['search_ms']['p50']:.1f} / {r['search_ms']['p95']:.1f} | {r['hybrid_recall_at_1']:.3f} / {r['hybrid_recall_at_5']:.3f} ({r['distinct_texts_in_top_5_mean']}) | "
                    f"{r['upload_ms']['p50']:.0f} | {r['delete_ms']['p50']:.0f} |")
     return out + [""]

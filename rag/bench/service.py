@@ -78,22 +78,26 @@ def bench_service(index_dir: Path, questions: list[str], answers: list[list[str]
         row["startup_to_readyz_s"] = round(time.perf_counter() - started, 2)
         row["memory_ready"] = _memory(proc.pid)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-        status, body = _call(port, "GET", "/v1/documents?limit=1", conn=conn)
         for q in questions[:3]:  # warm the code paths
             _call(port, "POST", "/v1/search", {"query": q, "top_k": 5, "mode": "hybrid"}, conn)
-        latencies, hits, passages = [], 0, 0
+        # Cycled texts repeat every SQuAD paragraph ~500 times at 10^6, and equal texts tie in BM25,
+        # so the top 5 holds copies of one or two paragraphs (``distinct_texts_in_top_5_mean``):
+        # recall@1 (the best passage) is the figure that compares with the small index.
+        latencies, hits, firsts, distinct = [], 0, 0, []
         for question, gold in zip(questions, answers, strict=True):
             t0 = time.perf_counter()
             status, body = _call(port, "POST", "/v1/search", {"query": question, "top_k": 5, "mode": "hybrid"}, conn)
             latencies.append((time.perf_counter() - t0) * 1000)
             if status != 200:
                 raise RuntimeError(f"/v1/search answered {status}: {body[:200]!r}")
-            found = json.loads(body).get("passages", [])
-            passages = passages or len(found)
-            hits += any(any(a in p.get("text", "") for a in gold) for p in found[:5])
+            found = json.loads(body).get("passages", [])[:5]
+            hits += any(any(a in p.get("text", "") for a in gold) for p in found)
+            firsts += bool(found) and any(a in found[0].get("text", "") for a in gold)
+            distinct.append(len({p.get("text", "") for p in found}))
         row["search_ms"] = percentiles(latencies)
+        row["hybrid_recall_at_1"] = round(firsts / len(questions), 4)
         row["hybrid_recall_at_5"] = round(hits / len(questions), 4)
-        row["questions"] = len(questions)
+        row["distinct_texts_in_top_5_mean"] = round(sum(distinct) / len(distinct), 2)
         row["memory_after_searches"] = _memory(proc.pid)
         upload, delete = [], []
         for n in range(rounds):

@@ -76,7 +76,9 @@ def build_index(index_dir: Path, texts: list[str], titles: list[str], vectors: n
 
     settings = Settings(index_dir=index_dir, embedding_model=model, background_compaction=False)
     encoder = SyntheticEncoder(vectors, model, passages_per_document(texts[: period or len(texts)], settings))
-    bulk = IndexBuilder(settings.model_copy(update={"faiss_index": "flat"}), encoder)
+    # Several batches: flat segments, merged (and IVF-trained if large) once at the end; one
+    # batch: its segment is built as the service would build it.
+    bulk = IndexBuilder(settings.model_copy(update={"faiss_index": "flat"}) if len(texts) > batch else settings, encoder)
     index = None
     parsed: dict[int, Document] = {}  # the texts repeat: parse each once (half the build time at 10^4)
 

@@ -40,6 +40,9 @@ SCHEMA = [
         characters INTEGER NOT NULL, added INTEGER NOT NULL, removed INTEGER, row TEXT NOT NULL)""",
     "CREATE UNIQUE INDEX IF NOT EXISTS documents_live ON documents(document_id) WHERE removed IS NULL",
     "CREATE INDEX IF NOT EXISTS documents_by_id ON documents(document_id, added)",
+    # The largest documents (the web page's example questions) without sorting every document
+    # row: 4 s at 10^6 documents without it.
+    "CREATE INDEX IF NOT EXISTS documents_by_size ON documents(characters DESC, document_id)",
     """CREATE TABLE IF NOT EXISTS paragraphs(generation INTEGER NOT NULL, paragraph_index INTEGER NOT NULL,
         row TEXT NOT NULL, PRIMARY KEY(generation, paragraph_index)) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS passages(passage_id INTEGER PRIMARY KEY, generation INTEGER NOT NULL,

@@ -44,6 +44,7 @@ class Segment:
     ids: np.ndarray
     vectors: np.ndarray
     store: VectorStore
+    reader: RowReader | None = None  # pread access to ``vectors`` rows (queries)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -96,7 +97,42 @@ def load_segment(index_dir: Path, name: str, settings: Settings | None) -> Segme
     ids = load_array(folder / "ids.npy")
     vectors = load_array(folder / "vectors.npy", mmap_mode="r")
     store = load_vector_store(folder / "dense", info["dense"], settings, mmap=True)
-    return Segment(name, ids, vectors, store)
+    return Segment(name, ids, vectors, store, RowReader(folder / "vectors.npy"))
+
+
+class RowReader:
+    """Reads single rows of a segment's vectors.npy with pread.  Queries need the stored vectors
+    of ~100 scattered candidates (their dense scores); read through the memory map, each page
+    fault maps the 64 KB around it (the kernel's fault-around, which MADV_RANDOM does not turn
+    off), so 200 queries at 10^6 passages left 2.4 GB of vectors.npy in the server's RSS (3.4 GB
+    in all) for ~30 MB of rows used.  pread copies just the rows (~1 us each)."""
+
+    def __init__(self, path: Path):
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = header(fh)
+            self.offset = fh.tell()
+        self.path = path
+        self.dimension = int(shape[1]) if len(shape) == 2 else 0
+        self.row_bytes = self.dimension * np.dtype(dtype).itemsize
+        self.dtype = np.dtype(dtype)
+        self._fd: int | None = None
+
+    def rows(self, positions: np.ndarray) -> np.ndarray:
+        out = np.empty((len(positions), self.dimension), dtype=self.dtype)
+        if not len(positions):
+            return out
+        if self._fd is None:
+            # Kept open for the segment's life: an unlinked (compacted) file stays readable.
+            self._fd = os.open(self.path, os.O_RDONLY)
+        for i, position in enumerate(positions.tolist()):
+            out[i] = np.frombuffer(os.pread(self._fd, self.row_bytes, self.offset + position * self.row_bytes), dtype=self.dtype)
+        return out
+
+    def __del__(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
 
 
 def remove_segment(index_dir: Path, name: str, settings: Settings | None) -> None:
@@ -163,7 +199,7 @@ class DenseIndex:
             clipped = np.minimum(positions, len(segment.ids) - 1)
             hit = segment.ids[clipped] == passage_ids
             if hit.any():
-                out[hit] = segment.vectors[clipped[hit]]
+                out[hit] = segment.reader.rows(clipped[hit]) if segment.reader is not None else segment.vectors[clipped[hit]]
         return out
 
     def describe(self) -> dict:
