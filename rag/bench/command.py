@@ -214,14 +214,12 @@ def _section_writes(folder: Path, squad: Path, model: str, sizes: list[int], cac
     result = {"machine": machine(), "command": command, "rows": rows,
               "description": ("One SQuAD dev paragraph per document (cycled to the size; a long one is two passages), synthetic "
                               "vectors drawn around the real embedding of each text's paragraph; 20 rounds of: upload one "
-                              "3-paragraph document, delete it, compact as the policy asks (inline).  Times are the storage only "
+                              "3-paragraph document, delete it, compact as the policy asks (inline), alternating between the sizes.  Times are the storage only "
                               "(chunking, segment, SQLite commit, BM25 sync, snapshot reload), no encoder.")}
-    for size in sizes:
-        where = keep if keep is not None and size >= KEEP_FROM else None
-        row = bench_writes(sample, synthetic, size, questions=sample.questions[:200], keep=where, model=model)
-        rows.append(row)
-        write_json(folder / "writes.json", result)
-        typer.echo(f"  {size:,} passages: upload p50 {row['upload_ms']['p50']} ms, delete p50 {row['delete_ms']['p50']} ms")
+    rows.extend(bench_writes(sample, synthetic, sizes, questions=sample.questions[:200], keep=keep, keep_from=KEEP_FROM, model=model))
+    write_json(folder / "writes.json", result)
+    for row in rows:
+        typer.echo(f"  {row['passages']:,} passages: upload p50 {row['upload_ms']['p50']} ms, delete p50 {row['delete_ms']['p50']} ms")
 
 
 def _section_service(folder: Path, squad: Path, model: str, size: int, cache: Path, command: str, keep: Path,
@@ -249,7 +247,7 @@ def _section_service(folder: Path, squad: Path, model: str, size: int, cache: Pa
         titles = [sample.titles[i % period] for i in range(documents)]
         typer.echo(f"service: {documents:,} documents, index in {keep} ...")
         keep.mkdir(parents=True, exist_ok=True)
-        _, index, build_s = reuse_or_build(keep / f"writes-{documents}", texts, titles, synthetic.vectors(documents, cycled=True), model, period)
+        _, index, build_s = reuse_or_build(keep / f"writes-{documents}", texts, titles, lambda n=documents: synthetic.vectors(n, cycled=True), model, period)
         passages = len(index)
         del index
         # What of the start-up is the index's: opening it in a fresh snapshot (the rest is models).

@@ -95,9 +95,10 @@ def build_index(index_dir: Path, texts: list[str], titles: list[str], vectors: n
     return IndexBuilder(settings, encoder), CorpusIndex.load(index_dir, settings=settings)
 
 
-def reuse_or_build(folder: Path, texts: list[str], titles: list[str], vectors: np.ndarray, model: str, period: int):
+def reuse_or_build(folder: Path, texts: list[str], titles: list[str], vectors, model: str, period: int):
     """The index in ``folder`` if a previous run built it completely (``built.json``), else build it
-    there; returns (builder, index, bulk build seconds of the run that built it)."""
+    there; returns (builder, index, bulk build seconds of the run that built it).  ``vectors``: a
+    function that draws them (1.7 GB at 10^6, not drawn when the index is reused)."""
     from rag.store.builder import IndexBuilder
     from rag.store.corpus_index import CorpusIndex
 
@@ -106,60 +107,76 @@ def reuse_or_build(folder: Path, texts: list[str], titles: list[str], vectors: n
     if marker.is_file():
         built = json.loads(marker.read_text())
         if built.get("documents") == len(texts) and built.get("model") == model:
-            encoder = SyntheticEncoder(vectors[:0], model)  # the bulk vectors are in the index already
-            return IndexBuilder(settings, encoder), CorpusIndex.load(folder, settings=settings), built["bulk_build_s"]
+            index = CorpusIndex.load(folder, settings=settings)
+            # The bulk vectors are in the index already: hashing vectors of its dimension from here.
+            encoder = SyntheticEncoder(np.zeros((0, int(index.meta["dimension"])), dtype=np.float32), model)
+            return IndexBuilder(settings, encoder), index, built["bulk_build_s"]
     shutil.rmtree(folder, ignore_errors=True)
     started = time.perf_counter()
-    builder, index = build_index(folder, texts, titles, vectors, model, period)
+    builder, index = build_index(folder, texts, titles, vectors(), model, period)
     seconds = round(time.perf_counter() - started, 2)
     marker.write_text(json.dumps({"documents": len(texts), "passages": len(index), "model": model, "bulk_build_s": seconds}))
     return builder, index, seconds
 
 
-def bench_writes(sample, synthetic, size: int, rounds: int = 20, questions: list[str] | None = None,
-                 keep: Path | None = None, model: str = "synthetic") -> dict:
-    """``keep``: build the index in ``keep/writes-<size>`` and reuse it on later runs (10^6 takes
-    many minutes to build on 2 cores); otherwise in a temporary folder."""
-    from rag.retrieval import RetrievalParams, Retriever
+def bench_writes(sample, synthetic, sizes: list[int], rounds: int = 20, questions: list[str] | None = None,
+                 keep: Path | None = None, keep_from: int = 100_000, model: str = "synthetic") -> list[dict]:
+    """One row per size.  The rounds alternate between the sizes (round n writes into every
+    index before round n+1 starts, in a rotating order), so a burst of load from other jobs on
+    the shared machine (fsync latency varied 2-6x between runs) falls on every size alike.
+    Sizes from ``keep_from`` are built in ``keep/writes-<size>`` and reused on later runs."""
     from rag.store import compaction
-    from rag.store.corpus_index import CorpusIndex
 
-    load_before = load_average()
+    with tempfile.TemporaryDirectory(prefix="rag-writes-") as tmp:
+        states = [_prepare(sample, synthetic, size, keep if keep is not None and size >= keep_from else Path(tmp), model)
+                  for size in sizes]
+        for n in range(rounds):
+            for state in states[n % len(states):] + states[: n % len(states)]:
+                builder, index_dir = state["builder"], state["index_dir"]
+                t0 = time.perf_counter()
+                state["index"], _ = builder.apply(index_dir, upserts=[document_from_text(SMALL_DOCUMENT, f"bench-{n}")], origin="upload",
+                                                  previous=state["index"])
+                t1 = time.perf_counter()
+                state["index"], _ = builder.apply(index_dir, deletes=[f"bench-{n}"], previous=state["index"])
+                t2 = time.perf_counter()
+                steps = compaction.compact_all(index_dir, builder.settings)
+                t3 = time.perf_counter()
+                state["upload"].append((t1 - t0) * 1000)
+                state["delete"].append((t2 - t1) * 1000)
+                state["compact"].append(((t3 - t2) * 1000, steps))
+        return [_finish(state, synthetic, questions) for state in states]
+
+
+def _prepare(sample, synthetic, size: int, folder: Path, model: str) -> dict:
     period = len(sample.paragraphs)
     texts = [sample.paragraphs[i % period] for i in range(size)]
     titles = [sample.titles[i % period] for i in range(size)]
-    vectors = synthetic.vectors(size, cycled=True)
-    with tempfile.TemporaryDirectory(prefix="rag-writes-") as tmp:
-        index_dir = keep / f"writes-{size}" if keep is not None else Path(tmp) / "index"
-        builder, index, build_s = reuse_or_build(index_dir, texts, titles, vectors, model, period)
-        del vectors
-        upload, delete, compact = [], [], []
-        for n in range(rounds):
-            t0 = time.perf_counter()
-            index, _ = builder.apply(index_dir, upserts=[document_from_text(SMALL_DOCUMENT, f"bench-{n}")], origin="upload", previous=index)
-            t1 = time.perf_counter()
-            index, _ = builder.apply(index_dir, deletes=[f"bench-{n}"], previous=index)
-            t2 = time.perf_counter()
-            steps = compaction.compact_all(index_dir, builder.settings)
-            t3 = time.perf_counter()
-            upload.append((t1 - t0) * 1000)
-            delete.append((t2 - t1) * 1000)
-            compact.append(((t3 - t2) * 1000, steps))
-        index = CorpusIndex.load(index_dir, settings=builder.settings)
-        row = {"passages": len(index), "documents": size, "bulk_build_s": build_s, "rounds": rounds,
-               "upload_ms": percentiles(upload), "delete_ms": percentiles(delete),
-               "compaction_ms_per_round": percentiles([c for c, _ in compact]),
-               "compaction_steps": sum(s for _, s in compact), "segments_after": len(index.dense.segments),
-               "dense_index": index.dense.describe().get("index"),
-               "database_mb": round(sum(p.stat().st_size for p in index_dir.glob("store.sqlite*")) / 2**20, 1),
-               "lexical_mb": round(sum(p.stat().st_size for p in (index_dir / "lexical").glob("*")) / 2**20, 1)}
-        if questions:
-            items = [questions[i % len(questions)] for i in range(100)]
-            row["bm25_ms"] = percentiles(timed(lambda q: index.lexical.search(q, 50), items))
-            retriever, params = Retriever(HashingEncoder(synthetic.real.shape[1])), RetrievalParams()
-            query_vectors = synthetic.vectors(len(items))
-            row["hybrid_without_encoding_ms"] = percentiles(
-                timed(lambda i: retriever.search_one(index, items[i], query_vectors[i], params), list(range(len(items)))))
-    row["load_average_before"] = load_before
+    load_before = load_average()
+    builder, index, build_s = reuse_or_build(folder / f"writes-{size}", texts, titles, lambda: synthetic.vectors(size, cycled=True), model, period)
+    return {"size": size, "builder": builder, "index": index, "index_dir": folder / f"writes-{size}", "build_s": build_s,
+            "upload": [], "delete": [], "compact": [], "load_before": load_before}
+
+
+def _finish(state: dict, synthetic, questions: list[str] | None) -> dict:
+    from rag.retrieval import RetrievalParams, Retriever
+    from rag.store.corpus_index import CorpusIndex
+
+    index_dir = state["index_dir"]
+    index = CorpusIndex.load(index_dir, settings=state["builder"].settings)
+    row = {"passages": len(index), "documents": state["size"], "bulk_build_s": state["build_s"], "rounds": len(state["upload"]),
+           "upload_ms": percentiles(state["upload"]), "delete_ms": percentiles(state["delete"]),
+           "compaction_ms_per_round": percentiles([c for c, _ in state["compact"]]),
+           "compaction_steps": sum(s for _, s in state["compact"]), "segments_after": len(index.dense.segments),
+           "dense_index": index.dense.describe().get("index"),
+           "database_mb": round(sum(p.stat().st_size for p in index_dir.glob("store.sqlite*")) / 2**20, 1),
+           "lexical_mb": round(sum(p.stat().st_size for p in (index_dir / "lexical").glob("*")) / 2**20, 1)}
+    if questions:
+        items = [questions[i % len(questions)] for i in range(100)]
+        row["bm25_ms"] = percentiles(timed(lambda q: index.lexical.search(q, 50), items))
+        retriever, params = Retriever(HashingEncoder(synthetic.real.shape[1])), RetrievalParams()
+        query_vectors = synthetic.vectors(len(items))
+        row["hybrid_without_encoding_ms"] = percentiles(
+            timed(lambda i: retriever.search_one(index, items[i], query_vectors[i], params), list(range(len(items)))))
+    row["load_average_before"] = state["load_before"]
     row["load_average_after"] = load_average()
     return row
