@@ -90,8 +90,8 @@ class Settings(BaseSettings):
     background_compaction: bool = True
 
     # --- vector store (see rag/store/faiss_store.py and docs/deploy.md) ---------------------
-    # "faiss": an embedded index file inside each index version (the default);
-    # "milvus": a Milvus collection per index version, reached at ``milvus_uri``.
+    # "faiss": the index folder (SQLite texts and BM25, FAISS vector segments; the default);
+    # "milvus": the whole index in Milvus at ``milvus_uri``, no index folder (docs/deploy.md).
     vector_backend: VectorBackend = "faiss"
     # "auto" picks by corpus size: exact search below faiss_ivf_min_passages, IVF with 8-bit
     # scalar quantization below faiss_ivfpq_min_passages, IVF-PQ with exact re-ranking beyond
@@ -107,8 +107,8 @@ class Settings(BaseSettings):
     # Milvus server or cluster.  Empty: <index_dir>/milvus.db.
     milvus_uri: str = ""
     milvus_token: SecretStr = SecretStr("")
-    # Each index version gets its own collection, "<milvus_collection>_<version>", so a new
-    # version never disturbs queries on the old one (atomic switch as with FAISS files).
+    # The alias of the index's collections ("<alias>_<id>" and "<alias>_<id>_records"); a full
+    # rebuild fills new ones and moves the alias in one call (rag/store/milvus_store.py).
     milvus_collection: str = "rag_passages"
     # AUTOINDEX lets Milvus choose (HNSW on a cluster; Milvus Lite supports FLAT, IVF_FLAT, AUTOINDEX).
     milvus_index_type: str = "AUTOINDEX"

@@ -106,8 +106,13 @@ def test_upload_replace_delete_change_only_that_documents_rows(pipeline: Pipelin
     unchanged = pipeline.upsert_documents([document_from_text(ZORBLAX.replace("Ultramarine Blue", "Signal Red"), "zorblax")])
     assert unchanged.unchanged == ["zorblax"] and pipeline.index.version == version + 2  # no write, no new version
 
+    counted = _rows(pipeline)  # the manifest's live counts follow every write (no count(*) per reload)
+    assert len(pipeline.index) == sum(kind == "passage" for rows in counted.values() for kind, _ in rows)
+    assert len(pipeline.index.documents) == len(counted) == 3
+
     pipeline.delete_document("zorblax")
     assert _rows(pipeline) == before
+    assert len(pipeline.index) == sum(kind == "passage" for rows in before.values() for kind, _ in rows)
     assert "zorblax" not in pipeline.index.documents and len(pipeline.index.documents) == 2
     assert all(a.citation.document_id != "zorblax" for a in pipeline.ask("What colour is the zorblax beacon?").answers)
 
@@ -186,3 +191,23 @@ def test_wrong_encoder_is_refused_and_a_rebuild_switches_the_alias(pipeline: Pip
     assert rechunked.index.name != old and rechunked.index.version > pipeline.loaded_index.version
     assert pipeline.index.name == rechunked.index.name  # the other replica followed the alias
     assert pipeline.ask("Who was NATO's first Secretary General?").answers[0].text.endswith("Ismay")
+
+
+def test_writes_benchmark_runs_on_milvus_lite():
+    """`rag bench --section writes --backend milvus` at a toy size (the figures are in eval/BENCHMARKS.md)."""
+    import numpy as np
+    from types import SimpleNamespace
+
+    from rag.bench.milvus_writes import bench_milvus_writes
+
+    rng = np.random.default_rng(0)
+
+    def vectors(n: int) -> np.ndarray:
+        x = rng.standard_normal((n, 32)).astype(np.float32)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    sample = SimpleNamespace(paragraphs=[f"Paragraph {i} is about harbours, beacons and ships number {i}." for i in range(20)],
+                             titles=[f"Title {i}" for i in range(20)])
+    row = bench_milvus_writes(sample, SimpleNamespace(vectors=vectors), 60, rounds=2, questions=["Which beacon is blue?"])
+    assert row["documents"] == 60 and row["passages"] == 60
+    assert row["upload_ms"]["n"] == row["delete_ms"]["n"] == 2 and row["hybrid_without_encoding_ms"]["n"] == 100

@@ -24,7 +24,7 @@ from dataclasses import asdict
 from typing import Any
 
 from rag.store.corpus_index import StoredDocument
-from rag.store.milvus_store import HEAD, PARAGRAPH, TEXT, clip, split_bytes
+from rag.store.milvus_store import HEAD, MAX_VARCHAR, PARAGRAPH, TEXT, clip, split_bytes
 from rag.types import Document, Paragraph, Passage
 
 SEP = "|"  # keys are unique even when ids contain it: gen and the numbers after the id have fixed shapes
@@ -56,8 +56,8 @@ def _row(kind: str, key: str, document_id: str, gen: str, grp: str = "", part: i
             "characters": head.get("characters", 0), "size": [float(head.get("characters", 0)), 0.0]}
 
 
-def document_rows(stored: StoredDocument, paragraphs: list[Paragraph], passages: int) -> tuple[dict, list[dict]]:
-    """(head row, text and paragraph part rows) of one document."""
+def document_rows(stored: StoredDocument, paragraphs: list[Paragraph], passage_ids: list[int]) -> tuple[dict, list[dict], dict[int, int]]:
+    """(head row, text and paragraph part rows, {paragraph index: its parts}) of one document."""
     document = stored.document
     gen = gen_of(document)
     doc_id = document.document_id
@@ -65,15 +65,38 @@ def document_rows(stored: StoredDocument, paragraphs: list[Paragraph], passages:
     text = split_bytes(json.dumps(document.to_row(), ensure_ascii=False))
     for i, data in enumerate(text):
         parts.append(_row(TEXT, f"t{SEP}{doc_id}{SEP}{gen}{SEP}{i}", doc_id, gen, f"t{SEP}{doc_id}{SEP}{gen}", i, len(text), data))
+    layout = []
     for paragraph in paragraphs:
         group = paragraph_group(doc_id, gen, paragraph.paragraph_index)
         chunks = split_bytes(json.dumps(asdict(paragraph), ensure_ascii=False))
         parts.extend(_row(PARAGRAPH, f"{group}{SEP}{i}", doc_id, gen, group, i, len(chunks), data) for i, data in enumerate(chunks))
+        layout.append([paragraph.paragraph_index, len(chunks)])
     metadata = json.dumps(document.metadata(), ensure_ascii=False)
     head = _row(HEAD, head_key(doc_id), doc_id, gen, "", 0, len(text), clip(metadata), origin=stored.origin,
-                content_hash=document.content_hash, source_path=document.source_path, passages=passages,
+                content_hash=document.content_hash, source_path=document.source_path, passages=len(passage_ids),
                 characters=len(document.text))
-    return head, parts
+    members = json.dumps({"ids": passage_ids, "paragraphs": layout}, separators=(",", ":"))
+    head["members"] = members if len(members) <= MAX_VARCHAR else ""
+    for row in parts:
+        row["members"] = ""
+    return head, parts, dict(layout)
+
+
+def members_of(head: dict[str, Any]) -> tuple[list[int], list[str], list[str]] | None:
+    """(passage ids, text part keys, paragraph part keys) of a head's version; None when the
+    head could not list them (a very large document)."""
+    if not head.get("members"):
+        return None
+    members = json.loads(head["members"])
+    doc_id, gen = head["document_id"], head["gen"]
+    text = [f"t{SEP}{doc_id}{SEP}{gen}{SEP}{i}" for i in range(int(head["parts"]))]
+    paragraphs = [key for n, count in members["paragraphs"] for key in paragraph_keys(doc_id, gen, n, count)]
+    return [int(i) for i in members["ids"]], text, paragraphs
+
+
+def paragraph_keys(document_id: str, gen: str, paragraph_index: int, parts: int) -> list[str]:
+    group = paragraph_group(document_id, gen, paragraph_index)
+    return [f"{group}{SEP}{i}" for i in range(parts)]
 
 
 def lexical_text(passage: Passage) -> str:
@@ -82,14 +105,15 @@ def lexical_text(passage: Passage) -> str:
     return " ".join(part for part in (passage.title, passage.section, passage.context, passage.text) if part)
 
 
-def passage_row(passage: Passage, gen: str, lexical: str, vector) -> dict[str, Any]:
+def passage_row(passage: Passage, gen: str, lexical: str, vector, paragraph_parts: int) -> dict[str, Any]:
     return {"id": passage.passage_id, "document_id": passage.document_id, "gen": gen, "paragraph_index": passage.paragraph_index,
+            "paragraph_parts": paragraph_parts,
             "paragraph_start": passage.paragraph_start, "doc_start": passage.doc_start, "length": len(passage.text),
             "text": clip(passage.text), "section": clip(passage.section), "title": clip(passage.title),
             "context": clip(passage.context), "lexical": clip(lexical), "vector": vector}
 
 
-PASSAGE_FIELDS = ["id", "document_id", "gen", "paragraph_index", "paragraph_start", "doc_start", "length", "section", "title", "context"]
+PASSAGE_FIELDS = ["id", "document_id", "gen", "paragraph_index", "paragraph_parts", "paragraph_start", "doc_start", "length", "section", "title", "context"]
 
 
 def passage_from(row: dict[str, Any], paragraph: Paragraph) -> Passage:
@@ -122,4 +146,5 @@ def info_from(head: dict[str, Any]) -> dict[str, Any]:
 
 
 HEAD_FIELDS = ["key", "document_id", "gen", "origin", "content_hash", "source_path", "passages", "characters", "parts", "data"]
+WRITER_HEAD_FIELDS = [*HEAD_FIELDS, "members"]  # also what a document read needs: its rows' keys
 PART_FIELDS = ["grp", "part", "parts", "data"]

@@ -50,8 +50,10 @@ PROP_VERSION = "rag.version"
 PROP_RECORDS = "rag.records"
 RECORDS_SUFFIX = "_records"
 # The layout of the Milvus index (its manifest's format_version); independent of the index
-# folder's format (rag/store/corpus_index.py).
-FORMAT_VERSION = 1
+# folder's format (rag/store/corpus_index.py).  2: head rows list their rows' primary keys;
+# 3: passages carry their paragraph's part count (reads by primary key only).
+# A writer finding another format rebuilds (re-embeds) into new collections.
+FORMAT_VERSION = 3
 # BM25 as the embedded path scores it (rag/store/lexical.py: Lucene BM25, k1=1.5, b=0.75).
 BM25_PARAMS = {"bm25_k1": 1.5, "bm25_b": 0.75}
 
@@ -140,6 +142,7 @@ def passages_schema(client, dimension: int, index_type: str):
     schema.add_field("document_id", DataType.VARCHAR, max_length=MAX_KEY)
     schema.add_field("gen", DataType.VARCHAR, max_length=64)  # the document version (content hash) it belongs to
     schema.add_field("paragraph_index", DataType.INT64)
+    schema.add_field("paragraph_parts", DataType.INT64)  # its paragraph's record parts: fetched by key, not by a filter
     schema.add_field("paragraph_start", DataType.INT64)
     schema.add_field("doc_start", DataType.INT64)
     schema.add_field("length", DataType.INT64)  # characters; the exact text is paragraph.text[start:start+length]
@@ -179,6 +182,10 @@ def records_schema(client):
     schema.add_field("characters", DataType.INT64)
     schema.add_field("parts", DataType.INT64)
     schema.add_field("data", DataType.VARCHAR, max_length=MAX_VARCHAR)
+    # A head's passage ids and paragraph part counts (JSON), so that replacing or deleting the
+    # document deletes its rows by primary key; "" when longer than a VARCHAR holds (~3,000
+    # passages), and the writer then finds the rows by document id instead.
+    schema.add_field("members", DataType.VARCHAR, max_length=MAX_VARCHAR)
     # Milvus needs a vector field in every collection; this one earns its place: a head row
     # holds [characters, 0], so an inner-product search with [1, 0] returns the largest
     # documents (the web page's example questions) without scanning them out of Milvus.
