@@ -224,8 +224,8 @@ def test_ids_and_file_names_never_escape_the_index(fake_pipeline, tmp_path, file
     outside_after = _outside(tmp_path, index_dir)
     assert outside_after == outside_before  # nothing written outside the index folder
     assert not (tmp_path.parent / "escape.txt").exists() and not Path("/escape.txt").exists()
-    # the index folder holds only its own files: the database, vector segments, the locks
-    assert all(p.name in {".lock", ".compact.lock", "segments"} or p.name.startswith("store.sqlite") for p in index_dir.iterdir())
+    # the index folder holds only its own files: the database, vector segments, BM25 (tantivy), the locks
+    assert all(p.name in {".lock", ".compact.lock", "segments", "lexical"} or p.name.startswith("store.sqlite") for p in index_dir.iterdir())
 
 
 def security_safe_id(document_id: str) -> bool:

@@ -123,7 +123,7 @@ def bench_service(index_dir: Path, questions: list[str], answers: list[list[str]
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
-        if log_path:
+        if not isinstance(log, int):
             log.close()
     row["load_average_before"] = load_before
     row["load_average_after"] = load_average()
