@@ -163,3 +163,40 @@ def test_a_format_3_index_is_upgraded_in_place_without_re_embedding(tmp_path: Pa
     assert index.lexical.search("zorblax", 5)[0].size == 1
     tables = {r[0] for r in index.conn.execute("SELECT name FROM sqlite_master")}
     assert not {"lexical", "lexical_vocab", "lexical_instance"} & tables
+
+
+WRITER = """
+import sys
+from pathlib import Path
+from rag.embedding import HashingEncoder
+from rag.ingest import document_from_text
+from rag.settings import Settings
+from rag.store.builder import IndexBuilder
+
+settings = Settings(index_dir=Path(sys.argv[1]), embedding_model="hashing:64", background_compaction=False)
+builder, name = IndexBuilder(settings, HashingEncoder(64)), sys.argv[2]
+for n in range(6):
+    builder.apply(settings.index_dir, upserts=[document_from_text(f"Harbour log {n} of {name}: the zorblax{name} beacon.", f"{name}-{n}")])
+    if n % 2:  # replace the previous one: a delete and an add in one write
+        builder.apply(settings.index_dir, upserts=[document_from_text(f"Rewritten log of {name}: zorblax{name} again.", f"{name}-{n - 1}")])
+"""
+
+
+def test_writers_in_several_processes_leave_one_consistent_lexical_index(tmp_path: Path):
+    """Each process syncs tantivy under the writer lock right after its own SQLite commit: no
+    passage twice, none missing, no ghost of a replaced version, and N equals the live passages."""
+    builder, index_dir = _builder(tmp_path)
+    builder.apply(index_dir, upserts=[document_from_text("The harbour council meets monthly.", "council")])
+    writers = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(WRITER), str(index_dir), name]) for name in ("alpha", "beta", "gamma")]
+    for writer in writers:
+        assert writer.wait(timeout=300) == 0
+    index = CorpusIndex.load(index_dir)
+    conn = index.conn
+    assert lexical.recorded_version(conn) == db.version_of(conn)
+    assert lexical.stats(conn)[0] == len(index) == 19  # council + 3 writers x 6 documents
+    for name in ("alpha", "beta", "gamma"):
+        ids = index.lexical.search(f"zorblax{name}", 50)[0].tolist()
+        assert len(ids) == len(set(ids)) == 6
+        texts = {index.passages[i].document_id: index.passages[i].text for i in ids}
+        assert set(texts) == {f"{name}-{n}" for n in range(6)}
+        assert all("Rewritten" in texts[f"{name}-{n}"] for n in (0, 2, 4))  # the replaced versions are gone
