@@ -157,6 +157,9 @@ def test_document_detail_over_http_with_no_index_folder(pipeline: Pipeline, sett
         assert ask["answers"][0]["text"] == "Ultramarine Blue"
         assert_offsets(ask, texts)
         assert client.get("/").status_code == 200 and client.get("/v1/documents/nope").status_code == 404
+        assert client.get("/web/examples").json()["examples"]  # the largest documents, found by their size vectors
+        page = client.get("/documents/zorblax")  # the web document page reads this document only
+        assert page.status_code == 200 and "Ultramarine Blue" in page.text
         assert client.delete("/v1/documents/zorblax").status_code == 200
         assert client.get("/v1/documents/zorblax").status_code == 404
     assert not settings.index_dir.exists()
