@@ -214,3 +214,45 @@ def test_writes_benchmark_runs_on_milvus_lite():
     row = bench_milvus_writes(sample, SimpleNamespace(vectors=vectors), 60, rounds=2, questions=["Which beacon is blue?"])
     assert row["documents"] == 60 and row["passages"] == 60
     assert row["upload_ms"]["n"] == row["delete_ms"]["n"] == 2 and row["hybrid_without_encoding_ms"]["n"] == 100
+
+
+def test_concurrent_writers_and_readers_on_one_uri(pipeline: Pipeline, settings: Settings):
+    """Two replicas upload at once while a third searches: every document lands once, the
+    live counts match the rows, and no search fails or returns a passage without its paragraph."""
+    import threading
+
+    replicas = [pipeline, Pipeline(settings)]
+    replicas[1].warm_up()
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def write(replica: Pipeline, name: str) -> None:
+        try:
+            for n in range(4):
+                replica.upsert_documents([document_from_text(ZORBLAX.replace("1921", f"19{n}{n}"), f"{name}-{n}")])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    def read() -> None:
+        try:
+            while not stop.is_set():
+                for p in Pipeline.search(replicas[0], "zorblax beacon colour", top_k=5).passages:
+                    assert p.paragraph.text[p.passage.paragraph_start :].startswith(p.passage.text)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    writers = [threading.Thread(target=write, args=(replica, f"w{i}")) for i, replica in enumerate(replicas)]
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    stop.set()
+    reader.join()
+    assert not errors, errors
+    rows = _rows(pipeline)
+    assert set(rows) == {"korea-2024-nato-summit", "nato-indo-pacific-pivot"} | {f"w{i}-{n}" for i in range(2) for n in range(4)}
+    for replica in replicas:
+        assert len(replica.index.documents) == 10
+        assert len(replica.index) == sum(kind == "passage" for found in rows.values() for kind, _ in found)
