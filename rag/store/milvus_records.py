@@ -79,7 +79,7 @@ def document_rows(stored: StoredDocument, paragraphs: list[Paragraph], passage_i
     head["members"] = members if len(members) <= MAX_VARCHAR else ""
     for row in parts:
         row["members"] = ""
-    return head, parts, dict(layout)
+    return head, parts, {index: count for index, count in layout}
 
 
 def members_of(head: dict[str, Any]) -> tuple[list[int], list[str], list[str]] | None:
