@@ -230,12 +230,13 @@ class Pipeline:
                       context_start=ctx_start, context_end=ctx_end)
 
     # ------------------------------------------------------------------------- documents
-    def documents(self) -> list[dict]:
+    def documents(self, limit: int | None = None, after: str | None = None) -> list[dict]:
+        """One page of document infos by id (``after``: the last id of the previous page)."""
         try:
             index = self.index
         except NotReady:
             return []
-        return index.document_infos()
+        return index.document_infos(limit=limit, after=after)
 
     def get_document(self, document_id: str) -> Document:
         return self.document_detail(document_id)[0]

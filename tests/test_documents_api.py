@@ -141,3 +141,25 @@ def test_reading_a_document_while_it_is_deleted_and_recreated_sees_one_version(c
     finally:
         stop.set()
         thread.join()
+
+
+def test_the_document_list_comes_in_pages_by_id(client):
+    before = [d["document_id"] for d in client.get("/v1/documents", params={"limit": 1000}).json()["documents"]]
+    for i in range(5):
+        r = client.post("/v1/documents", json={"document_id": f"page-{i}", "text": f"Page document number {i} is about widgets."})
+        assert r.status_code == 201, r.text
+    expected = sorted(before + [f"page-{i}" for i in range(5)])
+    seen, after = [], None
+    while True:
+        params = {"limit": 2, **({"after": after} if after else {})}
+        body = client.get("/v1/documents", params=params).json()
+        assert len(body["documents"]) <= 2
+        seen += [d["document_id"] for d in body["documents"]]
+        after = body["next_after"]
+        if after is None:
+            break
+        assert after == seen[-1]
+    assert seen == expected
+    assert client.get("/v1/documents", params={"limit": 0}).status_code == 422
+    assert client.get("/v1/documents", params={"limit": 1001}).status_code == 422
+    assert client.get("/v1/documents", params={"after": expected[-1]}).json() == {"documents": [], "next_after": None}

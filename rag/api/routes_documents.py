@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -69,9 +70,18 @@ _UPLOAD_BODY = {
 }
 
 
-@router.get("", response_model=DocumentList, summary="List indexed documents")
-def list_documents(pipeline: PipelineDep) -> dict:
-    return {"documents": pipeline.documents()}
+# A page of the list: at 10^6 documents the whole list is ~300 MB of JSON and a scan of every
+# document row, so it comes in pages ordered by id (keyset: a page costs its own rows).
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+
+
+@router.get("", response_model=DocumentList, summary="List indexed documents, one page at a time (by id)")
+def list_documents(pipeline: PipelineDep, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+                   after: Annotated[str | None, Query(max_length=512, description="the previous page's next_after")] = None) -> dict:
+    page = pipeline.documents(limit=limit + 1, after=after)
+    more = len(page) > limit
+    return {"documents": page[:limit], "next_after": page[limit - 1]["document_id"] if more else None}
 
 
 @router.get("/{document_id}", response_model=DocumentDetail, responses={404: {"model": ErrorResponse}}, operation_id="get_document")

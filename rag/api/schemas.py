@@ -166,6 +166,7 @@ class DocumentInfo(BaseModel):
 
 class DocumentList(BaseModel):
     documents: list[DocumentInfo]
+    next_after: str | None = Field(None, description="More documents follow: pass this as `after` for the next page")
 
 
 class ParagraphModel(BaseModel):

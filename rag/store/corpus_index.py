@@ -149,10 +149,13 @@ class CorpusIndex:
             " ORDER BY pg.paragraph_index", {"d": document_id, "v": self.version}).fetchall()
         return [db.paragraph_from(r[0]) for r in rows]
 
-    def document_infos(self) -> list[dict]:
-        """Metadata, passage and character counts of every document (no texts), by id."""
+    def document_infos(self, limit: int | None = None, after: str | None = None) -> list[dict]:
+        """Metadata, passage and character counts (no texts) of the documents after ``after``, by
+        id, at most ``limit`` of them: a page costs its rows (the documents_by_id index), not the corpus."""
         rows = self.conn.execute(
-            f"SELECT row, origin, passages, characters FROM documents WHERE {db.VISIBLE} ORDER BY document_id", {"v": self.version})
+            f"SELECT row, origin, passages, characters FROM documents WHERE {db.VISIBLE}"
+            f"{' AND document_id > :after' if after is not None else ''} ORDER BY document_id"
+            f"{' LIMIT :limit' if limit is not None else ''}", {"v": self.version, "after": after, "limit": limit})
         infos = []
         for row, origin, passages, characters in rows:
             data = json.loads(row)

@@ -205,8 +205,12 @@ class MilvusIndex:
         """Every document head (a scan: listing and `rag index` sync only)."""
         return scan(self.client, self.settings, self.records, f"kind == {quote(HEAD)}", output_fields or rec.HEAD_FIELDS)
 
-    def document_infos(self) -> list[dict]:
-        return sorted((rec.info_from(h) for h in self.heads()), key=lambda i: i["document_id"])
+    def document_infos(self, limit: int | None = None, after: str | None = None) -> list[dict]:
+        """One page by id, as CorpusIndex gives it; Milvus has no ordered scan, so a page reads every head."""
+        infos = sorted((rec.info_from(h) for h in self.heads()), key=lambda i: i["document_id"])
+        if after is not None:
+            infos = [i for i in infos if i["document_id"] > after]
+        return infos if limit is None else infos[:limit]
 
     def passage_count(self, document_id: str) -> int:
         recent = getattr(self._recent, "detail", None)

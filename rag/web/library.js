@@ -6,6 +6,7 @@
 import { el } from "./render.js";
 
 const KEY_STORE = "rag-api-key"; // sessionStorage: the key is forgotten when the tab closes
+const PANEL_PAGE = 500; // documents listed in the panel; the rest stay reachable through search and the API
 
 const $ = (id) => document.getElementById(id);
 
@@ -57,14 +58,18 @@ export class Library {
 
   async refresh() {
     let documents = [];
+    let more = false;
     try {
-      const response = await fetch("/v1/documents", { headers: authHeaders() });
+      // One page (the API lists by id, at most 1000 at a time); a large corpus shows its first page.
+      const response = await fetch(`/v1/documents?limit=${PANEL_PAGE}`, { headers: authHeaders() });
       if (response.status === 401) this.askForKey("Reading the documents needs an API key.");
-      documents = response.ok ? (await response.json()).documents || [] : [];
+      const body = response.ok ? await response.json() : {};
+      documents = body.documents || [];
+      more = Boolean(body.next_after);
     } catch (_) {
       this.setStatus("The document list could not be loaded.");
     }
-    this._render(documents);
+    this._render(documents, more);
     await this.refreshExamples();
     return documents;
   }
@@ -86,8 +91,9 @@ export class Library {
     $("examples-box").hidden = examples.length === 0;
   }
 
-  _render(documents) {
-    $("doc-count").textContent = documents.length === 1 ? "1 document" : `${documents.length} documents`;
+  _render(documents, more = false) {
+    $("doc-count").textContent = more ? `first ${documents.length} documents (by id)`
+      : documents.length === 1 ? "1 document" : `${documents.length} documents`;
     if (!documents.length) {
       this.list.replaceChildren(el("li", { class: "none" }, "No documents yet: add some above."));
       return;
