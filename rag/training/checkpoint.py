@@ -94,6 +94,20 @@ def load_checkpoint(run_dir: Path, model, optimizer, scheduler, cfg: dict) -> tu
     return int(state["step"]), list(state["history"])
 
 
+SECONDS_FILE = "train_seconds.json"
+
+
+def record_seconds(run_dir: Path, step: int, seconds: float) -> None:
+    """Training time of the whole run so far (all sessions), written beside each checkpoint."""
+    (Path(run_dir) / SECONDS_FILE).write_text(json.dumps({"step": step, "seconds": round(seconds, 1)}))
+
+
+def trained_seconds(run_dir: Path) -> float:
+    """Training time of earlier sessions of this run (0 when none was recorded)."""
+    path = Path(run_dir) / SECONDS_FILE
+    return float(json.loads(path.read_text())["seconds"]) if path.is_file() else 0.0
+
+
 class StopFlag:
     """Set by SIGINT/SIGTERM while training, so the loop can save and exit between steps."""
 

@@ -54,7 +54,8 @@ def model_card(m: dict) -> str:
         "`AutoModelForQuestionAnswering.from_pretrained(folder)` (BertForQuestionAnswering).",
         "",
         "## Data",
-        f"- Base model: {cfg['base_model']} (BertModel, 6 layers, 384 hidden), new `qa_outputs` head.",
+        f"- Base model: {cfg['base_model']} (BertModel, 6 layers, 384 hidden), "
+        f"{'its trained `qa_outputs` head' if cfg.get('preset') == 'continue' else 'new `qa_outputs` head'}.",
         f"- Training questions: {data['train_questions']} answerable ({', '.join(f'{k}: {v}' for k, v in data['by_source'].items())}),",
         f"  plus {data['train_negatives']} unanswerable ({', '.join(f'{k}: {v}' for k, v in data['negative_kinds'].items())}):",
         "  `answer_removed` = gold paragraph without the answer sentence(s); `other_paragraph` =",
@@ -80,6 +81,8 @@ def model_card(m: dict) -> str:
         f"- Trained on {m['device']} in {_fmt(m['train_seconds'] / 60)} min (bf16 autocast on GPU).",
         f"- Reproduce: `rag train-reader --data-dir ../shared/data --preset {cfg['preset']} --lr {cfg['lr']} --epochs {cfg['epochs']}"
         f" --neg-ratio {cfg['neg_ratio']} --max-questions {cfg['max_questions']} --seed {cfg['seed']}"
+        f"{' --max-steps ' + str(cfg['max_steps']) if cfg.get('max_steps') else ''}"
+        f" --hard-negatives {cfg.get('hard_negatives', 0)}{'' if cfg.get('squad_rest', True) else ' --no-squad-rest'}"
         f"{'' if cfg.get('question_swap', True) else ' --no-question-swap'}`",
         "  (or `python -m rag.training ...`); log: `run_dir/train.jsonl`, all numbers: `metrics.json`.",
         "",

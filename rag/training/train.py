@@ -270,6 +270,7 @@ def train_reader_command(
             scheduled, total = total, step
             _log(run_dir, {"event": "finish", "step": step, "scheduled": scheduled})
     t_train, start_step = time.time(), step
+    earlier_seconds = ck.trained_seconds(run_dir) if resume else 0.0  # sessions before this one
     pad_id = tokenizer.pad_token_id or 0
     running, n_run = 0.0, 0
     with ck.StopFlag() as stop:
@@ -294,6 +295,7 @@ def train_reader_command(
                 running, n_run = 0.0, 0
             if step % save_every == 0 or step == total or stop.stop:
                 ck.save_checkpoint(run_dir, model, opt, sched, step, cfg, history)
+                ck.record_seconds(run_dir, step, earlier_seconds + time.time() - t_train)
             if stop.stop:
                 _log(run_dir, {"event": "stopped", "step": step, "of": total, "resume": "the same command with --resume"})
                 return
@@ -305,7 +307,7 @@ def train_reader_command(
                 model.train()
             if step >= total:
                 break
-    train_seconds = time.time() - t_train
+    train_seconds = earlier_seconds + time.time() - t_train
 
     model.eval()
     calibration, info = calibrate(model, tokenizer, cfg, dev, amp, held_mixed, seed, calibration_limit, real_use_k)
