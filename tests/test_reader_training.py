@@ -107,7 +107,7 @@ def _train(tiny_setup, run_dir, **kw):
                 squad_v1_dev=data / "none.json", squad_v2_dev=data / "none.json", seed=1, epochs=0.0, lr=1e-3,
                 batch_size=4, max_seq_len=64, doc_stride=16, max_questions=0, max_steps=6, neg_ratio=0.5,
                 hard_negatives=0.6, question_swap=True, squad_rest=False, heldout_fraction=0.2, calibration_limit=10,
-                real_use_k=2, resume=False, finish=False, save_every=3, calibrate_only=False, dev_reports=False, device="cpu", export=False)
+                real_use_k=2, unanswerable_share=0.5, resume=False, finish=False, save_every=3, calibrate_only=False, dev_reports=False, device="cpu", export=False)
     args.update(kw)
     train_reader_command(**args)
     return [json.loads(line) for line in (run_dir / "train.jsonl").read_text().splitlines()]
@@ -177,3 +177,18 @@ def test_calibrate_only_trains_nothing_and_exports_a_calibrated_reader(tiny_setu
     calibrated = next(r for r in log if r["event"] == "calibration")
     saved = json.loads((tmp_path / "out" / "reader_calibration.json").read_text())
     assert saved["threshold"] == pytest.approx(calibrated["calibration"]["threshold"])
+
+
+def test_the_threshold_follows_the_share_of_unanswerable_questions():
+    from rag.training.evaluation import best_threshold
+
+    # Two answerable questions answered right at 0.3 and 0.6, two unanswerable ones answered
+    # (wrongly) at 0.5 and 0.7.  Half and half: answering only above 0.7 loses one right answer
+    # (0.6) and gains nothing; as if 1 in 10 had no answer, answering from 0.3 up wins.
+    answerable = [QAExample(f"a{i}", "q", "x", 0, "x", ["x"]) for i in range(2)]
+    unanswerable = [QAExample(f"u{i}", "q", "x", -1, "", []) for i in range(2)]
+    preds = [("x", 0.3, []), ("x", 0.6, []), ("x", 0.5, []), ("x", 0.7, [])]
+    examples = answerable + unanswerable
+    assert best_threshold(examples, preds) == best_threshold(examples, preds, 0.5)
+    assert best_threshold(examples, preds, 0.5) > 0.7
+    assert best_threshold(examples, preds, 0.1) == 0.3

@@ -92,13 +92,22 @@ def v2_scores(examples: Sequence[QAExample], preds, threshold: float) -> dict[st
     }
 
 
-def best_threshold(examples: Sequence[QAExample], preds) -> float:
-    """The threshold maximising SQuAD 2.0 F1 (the official script's sweep over scores)."""
+def best_threshold(examples: Sequence[QAExample], preds, unanswerable_share: float | None = None) -> float:
+    """The threshold maximising SQuAD 2.0 F1 (the official script's sweep over scores).
+
+    ``unanswerable_share``: weigh the examples as if that share of the questions had no answer
+    (None: as they come), so a set built half and half can stand for a mostly answerable use.
+    """
+    n_no = sum(1 for ex in examples if not ex.golds)
+    n_has = len(examples) - n_no
     gain_if_answered = []
     base = 0.0
     for ex, (text, p, _c) in zip(examples, preds):
-        answered = best_over_golds(text, ex.golds)[1]
-        abstained = best_over_golds("", ex.golds)[1]
+        weight = 1.0
+        if unanswerable_share is not None and n_no and n_has:
+            weight = unanswerable_share / n_no if not ex.golds else (1 - unanswerable_share) / n_has
+        answered = weight * best_over_golds(text, ex.golds)[1]
+        abstained = weight * best_over_golds("", ex.golds)[1]
         base += abstained
         gain_if_answered.append((p, answered - abstained))
     gain_if_answered.sort(key=lambda x: -x[0])

@@ -125,7 +125,11 @@ def _kinds(examples) -> dict[str, int]:
     return counts
 
 
-def calibrate(model, tokenizer, cfg, dev, amp, held_mixed, seed: int, limit: int, k: int):
+# Unanswerable shares at which the calibration reports the best real-use threshold.
+SHARES = (0.1, 0.2, 0.3, 0.4, 0.5)
+
+
+def calibrate(model, tokenizer, cfg, dev, amp, held_mixed, seed: int, limit: int, k: int, unanswerable_share: float = 0.5):
     """Fit the score calibration and choose the threshold on the held-out slice only.
 
     Rows: reader mode (each held-out question, and its unanswerable twin, on its paragraph) and
@@ -146,9 +150,13 @@ def calibrate(model, tokenizer, cfg, dev, amp, held_mixed, seed: int, limit: int
     calibration, cal_info = te.fit_calibration(reader_sets, retrieval_sets)
     use = [SimpleNamespace(golds=g) for g, _c, _cs in retrieval_sets]
     use_preds = te.retrieval_predictions(retrieval_sets, calibration)
-    calibration.threshold = te.best_threshold(use, use_preds)
+    by_share = {share: te.best_threshold(use, use_preds, share) for share in sorted({*SHARES, unanswerable_share})}
+    calibration.threshold = by_share[unanswerable_share]
     preds = te.rescored(reader_set, raw, calibration)
-    info = {"calibration": {**calibration.to_dict(), **cal_info, "real_use_k": k},
+    info = {"calibration": {**calibration.to_dict(), **cal_info, "real_use_k": k, "unanswerable_share": unanswerable_share},
+            "threshold_by_unanswerable_share": {
+                str(share): {"threshold": t, **{key: te.v2_scores(use, use_preds, t)[key] for key in ("has_ans_f1", "no_ans_acc")}}
+                for share, t in by_share.items()},
             "heldout_v2": te.v2_scores(reader_set, preds, calibration.threshold),
             "heldout_real_use": te.v2_scores(use, use_preds, calibration.threshold),
             "heldout_retrieval_top5": te.retrieval_metrics([s for s in retrieval_sets if s[0]], calibration, calibration.threshold)}
@@ -178,6 +186,8 @@ def train_reader_command(
     heldout_fraction: float = typer.Option(0.04, help="Share of article groups held out for calibration."),
     calibration_limit: int = typer.Option(1500, help="Held-out questions (answerable, and unanswerable) used for calibration (0: all)."),
     real_use_k: int = typer.Option(3, help="Passages per question in the real-use calibration (the service reads 3)."),
+    unanswerable_share: float = typer.Option(0.5, min=0.0, max=1.0, help="The threshold maximises real-use F1 as if this share "
+                                             "of questions had no answer (0.5: SQuAD 2.0's balance)."),
     resume: bool = typer.Option(False, help="Continue from run_dir/checkpoint.pt."),
     finish: bool = typer.Option(False, help="With --resume: train no further; calibrate and export the checkpoint "
                                 "(the schedule is cut short at its step, recorded in metrics.json)."),
@@ -310,7 +320,7 @@ def train_reader_command(
     train_seconds = earlier_seconds + time.time() - t_train
 
     model.eval()
-    calibration, info = calibrate(model, tokenizer, cfg, dev, amp, held_mixed, seed, calibration_limit, real_use_k)
+    calibration, info = calibrate(model, tokenizer, cfg, dev, amp, held_mixed, seed, calibration_limit, real_use_k, unanswerable_share)
     _log(run_dir, {"event": "calibration", **info})
     if finish:
         cfg = {**cfg, "cut_short_at_step": step}
