@@ -15,14 +15,11 @@ import argparse
 import json
 import os
 import statistics
-import threading
-import time
 from pathlib import Path
 
 import psutil
 
-from rag.bench.common import load_average, percentiles
-from rag.bench.http import request, running_server
+from rag.bench.http import load_test, request, running_server
 
 QUESTIONS = [
     "Who was NATO's first Secretary General?",
@@ -47,37 +44,14 @@ def _cpu_seconds(proc: psutil.Process) -> float:
 
 
 def run_level(port: int, clients: int, requests: int) -> dict:
-    latencies: list[float] = []
-    lock = threading.Lock()
-    counter = iter(range(requests))
-
-    def client() -> None:
-        import http.client
-
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        while True:
-            with lock:
-                i = next(counter, None)
-            if i is None:
-                break
-            start = time.perf_counter()
-            status, _ = request(port, "POST", "/v1/ask", {"question": QUESTIONS[i % len(QUESTIONS)]}, conn=conn)
-            if status != 200:
-                raise RuntimeError(f"/v1/ask answered {status}")
-            with lock:
-                latencies.append((time.perf_counter() - start) * 1000)
-        conn.close()
-
+    """rag bench's closed-loop load test, plus the server process's CPU time per request."""
     server = _server_process(port)
-    cpu0, wall0 = _cpu_seconds(server), time.perf_counter()
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall, cpu = time.perf_counter() - wall0, _cpu_seconds(server) - cpu0
-    return {"clients": clients, "requests": requests, "requests_per_s": round(requests / wall, 1),
-            "latency_ms": percentiles(latencies), "server_cpu_ms_per_request": round(1000 * cpu / requests, 1)}
+    cpu0 = _cpu_seconds(server)
+    row = load_test(port, "/v1/ask", [{"question": q} for q in QUESTIONS], clients, requests)
+    if row["ok"] != requests:
+        raise RuntimeError(f"/v1/ask failed: {row['errors']}")
+    row["server_cpu_ms_per_request"] = round(1000 * (_cpu_seconds(server) - cpu0) / requests, 1)
+    return row
 
 
 def main() -> None:
@@ -92,16 +66,14 @@ def main() -> None:
         for quantize in ("none", "int8"):
             with running_server(args.index, env={"RAG_READER_QUANTIZE": quantize}) as port:
                 request(port, "POST", "/v1/ask", {"question": QUESTIONS[0]})  # first call pays lazy set-up
-                before = load_average()
                 for clients in (1, 8):
-                    row = {"reader_quantize": quantize, "round": round_, **run_level(port, clients, args.requests),
-                           "load_average_before": before, "load_average_after": load_average()}
+                    row = {"reader_quantize": quantize, "round": round_, **run_level(port, clients, args.requests)}
                     rows.append(row)
                     print(json.dumps(row), flush=True)
     summary = {}
     for quantize in ("none", "int8"):
         for clients in (1, 8):
-            mine = [r for r in rows if r["reader_quantize"] == quantize and r["clients"] == clients]
+            mine = [r for r in rows if r["reader_quantize"] == quantize and r["concurrency"] == clients]
             cpu = statistics.median(r["server_cpu_ms_per_request"] for r in mine)
             summary[f"{quantize}/{clients}"] = {
                 "server_cpu_ms_per_request": cpu, "idle_2_core_requests_per_s": round(2000 / cpu, 1),

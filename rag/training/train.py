@@ -17,6 +17,7 @@ import math
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -148,7 +149,7 @@ def calibrate(model, tokenizer, cfg, dev, amp, held_mixed, seed: int, limit: int
     retrieval_sets = te.retrieval_simulation(held_mixed, model, tokenizer, cfg, dev, amp, k=k, seed=seed,
                                              unanswerable_kinds=(*HARD_KINDS, "question_swap"), limit=limit)
     calibration, cal_info = te.fit_calibration(reader_sets, retrieval_sets)
-    use = [SimpleNamespace(golds=g) for g, _c, _cs in retrieval_sets]
+    use: list[Any] = [SimpleNamespace(golds=g) for g, _c, _cs in retrieval_sets]  # QAExample stand-ins: only golds is read
     use_preds = te.retrieval_predictions(retrieval_sets, calibration)
     by_share = {share: te.best_threshold(use, use_preds, share) for share in sorted({*SHARES, unanswerable_share})}
     calibration.threshold = by_share[unanswerable_share]
