@@ -99,8 +99,10 @@ def model_card(m: dict) -> str:
         f"- Fitted on {cal['rows']} held-out candidate spans (reader mode, and each held-out question over its",
         f"  BM25 top-5 held-out paragraphs): w_margin {_fmt(cal['w_margin'], 3)}, w_gap {_fmt(cal['w_gap'], 3)},",
         f"  w_rank {_fmt(cal['w_rank'], 3)}, bias {_fmt(cal['bias'], 3)}; ECE (10 bins) {_fmt(cal['ece_10bins'], 3)}.",
-        f"- Threshold {_fmt(cal['threshold'], 3)}: maximises SQuAD 2.0 F1 in held-out real use (answerable and rule-edited",
-        f"  unanswerable questions over their BM25 top-{cal.get('real_use_k', 'n/a')} held-out paragraphs, scored as the service scores answers):",
+        f"- Threshold {_fmt(cal['threshold'], 3)}: maximises F1 in held-out real use, weighted as if"
+        f" {cal.get('unanswerable_share', 0.5):.0%} of questions had no answer (answerable and rule-edited",
+        f"  unanswerable questions over their BM25 top-{cal.get('real_use_k', 'n/a')} held-out paragraphs, scored as the service scores answers;",
+        "  the unweighted figures, half and half, follow):",
         f"  F1 {_fmt(m.get('heldout_real_use', {}).get('f1'))}, HasAns F1 {_fmt(m.get('heldout_real_use', {}).get('has_ans_f1'))},"
         f" NoAns accuracy {_fmt(m.get('heldout_real_use', {}).get('no_ans_acc'))}.",
         f"- Reader mode on the held-out slice at that threshold: F1 {_fmt(hv2['f1'])}, HasAns F1 {_fmt(hv2['has_ans_f1'])},"
