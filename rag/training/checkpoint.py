@@ -99,7 +99,7 @@ SECONDS_FILE = "train_seconds.json"
 
 def record_seconds(run_dir: Path, step: int, seconds: float) -> None:
     """Training time of the whole run so far (all sessions), written beside each checkpoint."""
-    (Path(run_dir) / SECONDS_FILE).write_text(json.dumps({"step": step, "seconds": round(seconds, 1)}))
+    (Path(run_dir) / SECONDS_FILE).write_text(json.dumps({"step": step, "seconds": round(seconds, 3)}))
 
 
 def trained_seconds(run_dir: Path) -> float:
