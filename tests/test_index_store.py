@@ -203,3 +203,17 @@ def test_loading_starts_over_when_compaction_removed_a_listed_segment(tmp_path: 
     monkeypatch.setattr(corpus_index, "load_segment", flaky)
     index = CorpusIndex.load(index_dir)
     assert calls["n"] >= 2 and "epsilon" in index.documents
+
+
+def test_a_loaded_segment_reads_its_rows_after_compaction_unlinked_the_file(tmp_path):
+    """The snapshot opened the file; a compaction may delete it before the first query."""
+    import numpy as np
+
+    from rag.store.segments import RowReader
+
+    vectors = np.arange(12, dtype=np.float32).reshape(4, 3)
+    path = tmp_path / "vectors.npy"
+    np.save(path, vectors)
+    reader = RowReader(path)
+    path.unlink()
+    assert np.array_equal(reader.rows(np.array([3, 1])), vectors[[3, 1]])

@@ -108,7 +108,11 @@ class RowReader:
     in all) for ~30 MB of rows used.  pread copies just the rows (~1 us each)."""
 
     def __init__(self, path: Path):
-        with open(path, "rb") as fh:
+        # Opened now and kept open for the segment's life: a compaction may unlink the file any
+        # time after this snapshot was loaded, and an open descriptor keeps it readable (opening
+        # it at the first query raised FileNotFoundError under concurrent writes).
+        self._fd: int | None = os.open(path, os.O_RDONLY)
+        with os.fdopen(os.dup(self._fd), "rb") as fh:
             version = np.lib.format.read_magic(fh)
             header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
             shape, _, dtype = header(fh)
@@ -117,22 +121,20 @@ class RowReader:
         self.dimension = int(shape[1]) if len(shape) == 2 else 0
         self.row_bytes = self.dimension * np.dtype(dtype).itemsize
         self.dtype = np.dtype(dtype)
-        self._fd: int | None = None
 
     def rows(self, positions: np.ndarray) -> np.ndarray:
         out = np.empty((len(positions), self.dimension), dtype=self.dtype)
         if not len(positions):
             return out
-        if self._fd is None:
-            # Kept open for the segment's life: an unlinked (compacted) file stays readable.
-            self._fd = os.open(self.path, os.O_RDONLY)
+        assert self._fd is not None
         for i, position in enumerate(positions.tolist()):
             out[i] = np.frombuffer(os.pread(self._fd, self.row_bytes, self.offset + position * self.row_bytes), dtype=self.dtype)
         return out
 
     def __del__(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
+        fd = getattr(self, "_fd", None)  # None when os.open itself failed
+        if fd is not None:
+            os.close(fd)
 
 
 def remove_segment(index_dir: Path, name: str, settings: Settings | None) -> None:
