@@ -301,19 +301,14 @@ class DocumentsView(Mapping[str, StoredDocument]):
         return [(d.document.document_id, d) for d in (StoredDocument(Document.from_row(json.loads(r)), o) for r, o in self._rows())]
 
 
-class PassagesView:
-    """The snapshot's live passages: ``len``, iteration in id order, lookup by id."""
+class PassageLookup:
+    """``len`` and lookup by id through the index's ``fetch``; each backend adds iteration."""
 
-    def __init__(self, index: CorpusIndex):
+    def __init__(self, index: Any):  # CorpusIndex or MilvusIndex
         self._index = index
 
     def __len__(self) -> int:
         return len(self._index)
-
-    def __iter__(self) -> Iterator[Passage]:
-        sql = f"SELECT passage_id, row FROM passages WHERE {db.VISIBLE} ORDER BY passage_id"
-        for pid, row in self._index.conn.execute(sql, {"v": self._index.version}).fetchall():
-            yield db.passage_from(pid, row)
 
     def __getitem__(self, passage_id: int) -> Passage:
         found = self._index.fetch([int(passage_id)])
@@ -322,24 +317,39 @@ class PassagesView:
         return found[passage_id][0]
 
 
-class ParagraphsView:
-    """Every live paragraph keyed by (document id, paragraph index): a scan, for tools only."""
+class PassagesView(PassageLookup):
+    """The snapshot's live passages: ``len``, iteration in id order, lookup by id."""
 
-    def __init__(self, index: CorpusIndex):
+    def __iter__(self) -> Iterator[Passage]:
+        sql = f"SELECT passage_id, row FROM passages WHERE {db.VISIBLE} ORDER BY passage_id"
+        for pid, row in self._index.conn.execute(sql, {"v": self._index.version}).fetchall():
+            yield db.passage_from(pid, row)
+
+
+class ParagraphListing:
+    """Every live paragraph keyed by (document id, paragraph index): a scan, for tools only.
+    Each backend gives ``items``; ``values`` and ``len`` follow from it."""
+
+    def __init__(self, index: Any):  # CorpusIndex or MilvusIndex
         self._index = index
 
-    def items(self):
+    def items(self) -> list[tuple[tuple[str, int], Paragraph]]:
+        raise NotImplementedError
+
+    def values(self) -> list[Paragraph]:
+        return [p for _, p in self.items()]
+
+    def __len__(self) -> int:
+        return len(self.items())
+
+
+class ParagraphsView(ParagraphListing):
+    def items(self) -> list[tuple[tuple[str, int], Paragraph]]:
         sql = ("SELECT pg.row FROM documents d JOIN paragraphs pg ON pg.generation = d.generation"
                f" WHERE {db.visible('d')}"
                " ORDER BY d.document_id, pg.paragraph_index")
         paragraphs = [db.paragraph_from(r[0]) for r in self._index.conn.execute(sql, {"v": self._index.version})]
         return [((p.document_id, p.paragraph_index), p) for p in paragraphs]
-
-    def values(self):
-        return [p for _, p in self.items()]
-
-    def __len__(self) -> int:
-        return len(self.items())
 
 
 class LexicalView:

@@ -24,7 +24,7 @@ import numpy as np
 
 from rag.errors import IndexIncompatible, IndexNotFound
 from rag.settings import Settings
-from rag.store.corpus_index import StoredDocument, tokenize_query
+from rag.store.corpus_index import ParagraphListing, PassageLookup, StoredDocument, tokenize_query
 from rag.store import milvus_records as rec
 from rag.store.milvus_store import (FORMAT_VERSION, HEAD, MAX_TOP_K, PROP_MANIFEST, PROP_RECORDS, PROP_VERSION, get_client, is_local,
                                     keys_filter,                                     public_uri, quote)
@@ -295,14 +295,8 @@ class DocumentsView(Mapping[str, StoredDocument]):
         return self._index.document_count
 
 
-class PassagesView:
+class PassagesView(PassageLookup):
     """Live passages: ``len``, iteration in id order (a scan, tools and tests), lookup by id."""
-
-    def __init__(self, index: MilvusIndex):
-        self._index = index
-
-    def __len__(self) -> int:
-        return len(self._index)
 
     def __iter__(self) -> Iterator[Passage]:
         index = self._index
@@ -311,30 +305,13 @@ class PassagesView:
             found = index.fetch(ids[start : start + PAGE])
             yield from (found[i][0] for i in ids[start : start + PAGE] if i in found)
 
-    def __getitem__(self, passage_id: int) -> Passage:
-        found = self._index.fetch([int(passage_id)])
-        if passage_id not in found:
-            raise KeyError(passage_id)
-        return found[passage_id][0]
 
-
-class ParagraphsView:
-    """Every live paragraph keyed by (document id, paragraph index): a scan, for tools only."""
-
-    def __init__(self, index: MilvusIndex):
-        self._index = index
-
-    def items(self):
-        out = []
+class ParagraphsView(ParagraphListing):
+    def items(self) -> list[tuple[tuple[str, int], Paragraph]]:
+        out: list[tuple[tuple[str, int], Paragraph]] = []
         for head in sorted(self._index.heads(rec.WRITER_HEAD_FIELDS), key=lambda h: h["document_id"]):
             out.extend(((p.document_id, p.paragraph_index), p) for p in self._index._paragraphs(head))
         return out
-
-    def values(self):
-        return [p for _, p in self.items()]
-
-    def __len__(self) -> int:
-        return len(self.items())
 
 
 class LexicalView:
