@@ -15,29 +15,14 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from rag.bench.common import load_average, percentiles
-from rag.bench.http import free_port
+from rag.bench.http import request, serving
 from rag.bench.writes import SMALL_DOCUMENT
 
 KEY = "bench-service-key"
-
-
-def _call(port: int, method: str, path: str, body: dict | None = None, conn: http.client.HTTPConnection | None = None) -> tuple[int, bytes]:
-    conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-    headers = {"Authorization": f"Bearer {KEY}"}
-    payload = None
-    if body is not None:
-        payload = json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    conn.request(method, path, body=payload, headers=headers)
-    response = conn.getresponse()
-    return response.status, response.read()
 
 
 def _memory(pid: int) -> dict[str, float]:
@@ -56,37 +41,22 @@ def _memory(pid: int) -> dict[str, float]:
 def bench_service(index_dir: Path, questions: list[str], answers: list[list[str]], env: dict[str, str] | None = None,
                   log_path: Path | None = None, rounds: int = 20, timeout: float = 600) -> dict:
     load_before = load_average()
-    port = free_port()
-    environ = {**os.environ, "RAG_RATE_LIMIT": "", "RAG_WORK_BUDGET": "", "RAG_API_KEYS": KEY, **(env or {})}
-    log = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed below
-    cmd = [sys.executable, "-m", "rag.cli", "serve", "--no-build", "--index", str(index_dir), "--host", "127.0.0.1", "--port", str(port)]
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=environ, stdout=log, stderr=subprocess.STDOUT)
+    auth = {"Authorization": f"Bearer {KEY}"}
     row: dict = {"index": str(index_dir)}
-    try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the server exited with {proc.returncode} before it was ready (log: {log_path})")
-            try:
-                if _call(port, "GET", "/readyz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.perf_counter() - started > timeout:
-                raise RuntimeError(f"the server was not ready after {timeout} s (log: {log_path})")
-            time.sleep(0.05)
-        row["startup_to_readyz_s"] = round(time.perf_counter() - started, 2)
-        row["memory_ready"] = _memory(proc.pid)
+    with serving(index_dir, {"RAG_API_KEYS": KEY, **(env or {})}, log_path, timeout) as server:
+        port = server.port
+        row["startup_to_readyz_s"] = server.ready_s
+        row["memory_ready"] = _memory(server.pid)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
         for q in questions[:3]:  # warm the code paths
-            _call(port, "POST", "/v1/search", {"query": q, "top_k": 5, "mode": "hybrid"}, conn)
+            request(port, "POST", "/v1/search", {"query": q, "top_k": 5, "mode": "hybrid"}, conn, headers=auth)
         # Cycled texts repeat every SQuAD paragraph ~500 times at 10^6, and equal texts tie in BM25,
         # so the top 5 holds copies of one or two paragraphs (``distinct_texts_in_top_5_mean``):
         # recall@1 (the best passage) is the figure that compares with the small index.
         latencies, hits, firsts, distinct = [], 0, 0, []
         for question, gold in zip(questions, answers, strict=True):
             t0 = time.perf_counter()
-            status, body = _call(port, "POST", "/v1/search", {"query": question, "top_k": 5, "mode": "hybrid"}, conn)
+            status, body = request(port, "POST", "/v1/search", {"query": question, "top_k": 5, "mode": "hybrid"}, conn, headers=auth)
             latencies.append((time.perf_counter() - t0) * 1000)
             if status != 200:
                 raise RuntimeError(f"/v1/search answered {status}: {body[:200]!r}")
@@ -98,16 +68,16 @@ def bench_service(index_dir: Path, questions: list[str], answers: list[list[str]
         row["hybrid_recall_at_1"] = round(firsts / len(questions), 4)
         row["hybrid_recall_at_5"] = round(hits / len(questions), 4)
         row["distinct_texts_in_top_5_mean"] = round(sum(distinct) / len(distinct), 2)
-        row["memory_after_searches"] = _memory(proc.pid)
+        row["memory_after_searches"] = _memory(server.pid)
         upload, delete = [], []
         for n in range(rounds):
             doc_id = f"bench-service-{n}"
             t0 = time.perf_counter()
-            status, body = _call(port, "POST", "/v1/documents", {"document_id": doc_id, "title": "Zorblax harbour notes", "text": SMALL_DOCUMENT}, conn)
+            status, body = request(port, "POST", "/v1/documents", {"document_id": doc_id, "title": "Zorblax harbour notes", "text": SMALL_DOCUMENT}, conn, headers=auth)
             t1 = time.perf_counter()
             if status not in (200, 201):
                 raise RuntimeError(f"upload answered {status}: {body[:200]!r}")
-            status, body = _call(port, "DELETE", f"/v1/documents/{doc_id}", None, conn)
+            status, body = request(port, "DELETE", f"/v1/documents/{doc_id}", None, conn, headers=auth)
             t2 = time.perf_counter()
             if status not in (200, 204):
                 raise RuntimeError(f"delete answered {status}: {body[:200]!r}")
@@ -115,16 +85,8 @@ def bench_service(index_dir: Path, questions: list[str], answers: list[list[str]
             delete.append((t2 - t1) * 1000)
         row["upload_ms"] = percentiles(upload)
         row["delete_ms"] = percentiles(delete)
-        row["memory_after_writes"] = _memory(proc.pid)
+        row["memory_after_writes"] = _memory(server.pid)
         conn.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        if not isinstance(log, int):
-            log.close()
     row["load_average_before"] = load_before
     row["load_average_after"] = load_average()
     return row
