@@ -202,14 +202,11 @@ def _section_scale(folder: Path, squad: Path, model: str, sizes: list[int], text
 
 
 def _section_writes(folder: Path, squad: Path, model: str, sizes: list[int], cache: Path, command: str, keep: Path | None = None) -> None:
-    from rag.bench.data import DEFAULT_BANDWIDTH, SyntheticCorpus, cached_vectors, load_squad
+    from rag.bench.data import squad_with_synthetic
     from rag.bench.writes import bench_writes
-    from rag.embedding import load_encoder
 
     typer.echo(f"writes: sizes {sizes} ...")
-    sample = load_squad(squad)
-    real = cached_vectors(cache, load_encoder(model), sample.paragraphs, "squad-paragraphs")
-    synthetic = SyntheticCorpus(real, DEFAULT_BANDWIDTH)
+    sample, synthetic = squad_with_synthetic(squad, model, cache)
     rows: list[dict] = []
     result = {"machine": machine(), "command": command, "rows": rows,
               "description": ("One SQuAD dev paragraph per document (cycled to the size; a long one is two passages), synthetic "
@@ -224,14 +221,11 @@ def _section_writes(folder: Path, squad: Path, model: str, sizes: list[int], cac
 
 def _section_service(folder: Path, squad: Path, model: str, size: int, cache: Path, command: str, keep: Path,
                      requests: int, reader: str | None) -> None:
-    from rag.bench.data import DEFAULT_BANDWIDTH, SyntheticCorpus, cached_vectors, load_squad
+    from rag.bench.data import squad_with_synthetic
     from rag.bench.service import bench_service
     from rag.bench.writes import reuse_or_build
-    from rag.embedding import load_encoder
 
-    sample = load_squad(squad)
-    real = cached_vectors(cache, load_encoder(model), sample.paragraphs, "squad-paragraphs")
-    synthetic = SyntheticCorpus(real, DEFAULT_BANDWIDTH)
+    sample, synthetic = squad_with_synthetic(squad, model, cache)
     period = len(sample.paragraphs)
     step = max(1, len(sample.questions) // requests)
     questions, answers = sample.questions[::step][:requests], sample.answers[::step][:requests]

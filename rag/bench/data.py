@@ -128,3 +128,13 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray, k: int) -> float:
     """Mean share of the exact top ``k`` that the approximate top ``k`` found."""
     hits = [len(set(f[:k].tolist()) & set(t[:k].tolist())) for f, t in zip(found, truth, strict=True)]
     return float(np.mean(hits)) / k
+
+
+def squad_with_synthetic(squad: Path, model: str, cache: Path) -> tuple[SquadSample, SyntheticCorpus]:
+    """The SQuAD sample and synthetic vectors drawn around its paragraphs' real embeddings
+    (encoded once, cached): the corpus of the writes, service and Milvus writes sections."""
+    from rag.embedding import load_encoder
+
+    sample = load_squad(squad)
+    real = cached_vectors(cache, load_encoder(model), sample.paragraphs, "squad-paragraphs")
+    return sample, SyntheticCorpus(real, DEFAULT_BANDWIDTH)

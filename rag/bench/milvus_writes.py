@@ -97,15 +97,12 @@ def section_milvus_writes(folder: Path, squad: Path, model: str, sizes: list[int
     import typer
 
     from rag.bench.common import machine, write_json
-    from rag.bench.data import DEFAULT_BANDWIDTH, SyntheticCorpus, cached_vectors, load_squad
-    from rag.embedding import load_encoder
+    from rag.bench.data import squad_with_synthetic
     from rag.extras import require
 
     require("milvus", "rag bench --backend milvus", ("pymilvus", "milvus_lite"))
     typer.echo(f"writes on Milvus Lite: sizes {sizes} ...")
-    sample = load_squad(squad)
-    real = cached_vectors(cache, load_encoder(model), sample.paragraphs, "squad-paragraphs")
-    synthetic = SyntheticCorpus(real, DEFAULT_BANDWIDTH)
+    sample, synthetic = squad_with_synthetic(squad, model, cache)
     rows: list[dict] = []
     result = {"machine": machine(), "command": command, "rows": rows,
               "description": ("Milvus Lite (the whole index in Milvus: rag/store/milvus_index.py, milvus_writer.py).  One SQuAD "
