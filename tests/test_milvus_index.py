@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from support import assert_offsets
+from support import assert_offsets, indexed_pipeline
 from rag.api.app import create_app
 from rag.api.schemas import ask_response
 from rag.errors import IndexIncompatible
@@ -28,17 +28,16 @@ ZORBLAX = "Zorblax Facts\n\nThe zorblax beacon is colour Ultramarine Blue.\n\nIt
 
 
 @pytest.fixture
-def settings(tmp_path: Path, corpus_dir: Path) -> Settings:
-    return Settings(index_dir=tmp_path / "no-index-folder", corpus_dir=corpus_dir, embedding_model="hashing:256", reader="heuristic",
-                    vector_backend="milvus", milvus_uri=str(tmp_path / "milvus" / "milvus.db"))
+def pipeline(tmp_path: Path) -> Pipeline:
+    """The default corpus indexed into Milvus Lite (hashing encoder, heuristic reader); the
+    index folder setting points nowhere, and tests check that nothing is written there."""
+    base = tmp_path / "milvus"  # beside fake_pipeline's corpus copy, which one test also uses
+    return indexed_pipeline(base, index_dir=tmp_path / "no-index-folder", vector_backend="milvus", milvus_uri=str(base / "milvus.db"))
 
 
 @pytest.fixture
-def pipeline(settings: Settings) -> Pipeline:
-    pipeline = Pipeline(settings)
-    pipeline.warm_up()
-    pipeline.index_paths([settings.corpus_dir])
-    return pipeline
+def settings(pipeline: Pipeline) -> Settings:
+    return pipeline.settings
 
 
 def _rows(pipeline: Pipeline) -> dict[str, set]:
