@@ -42,9 +42,8 @@ MERGE_PREFIX = ".merge-"  # a compaction's segment before it is published
 class Segment:
     name: str
     ids: np.ndarray
-    vectors: np.ndarray
     store: VectorStore
-    reader: RowReader | None = None  # pread access to ``vectors`` rows (queries)
+    reader: RowReader  # the stored vectors, row by row (vectors.npy, opened at load)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -95,9 +94,8 @@ def load_segment(index_dir: Path, name: str, settings: Settings | None) -> Segme
     folder = segments_root(index_dir) / name
     info = json.loads((folder / SEGMENT_FILE).read_text())
     ids = load_array(folder / "ids.npy")
-    vectors = load_array(folder / "vectors.npy", mmap_mode="r")
     store = load_vector_store(folder / "dense", info["dense"], settings, mmap=True)
-    return Segment(name, ids, vectors, store, RowReader(folder / "vectors.npy"))
+    return Segment(name, ids, store, RowReader(folder / "vectors.npy"))
 
 
 class RowReader:
@@ -111,7 +109,7 @@ class RowReader:
         # Opened now and kept open for the segment's life: a compaction may unlink the file any
         # time after this snapshot was loaded, and an open descriptor keeps it readable (opening
         # it at the first query raised FileNotFoundError under concurrent writes).
-        self._fd: int | None = os.open(path, os.O_RDONLY)
+        self._fd = os.open(path, os.O_RDONLY)
         with os.fdopen(os.dup(self._fd), "rb") as fh:
             version = np.lib.format.read_magic(fh)
             header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
@@ -126,7 +124,6 @@ class RowReader:
         out = np.empty((len(positions), self.dimension), dtype=self.dtype)
         if not len(positions):
             return out
-        assert self._fd is not None
         for i, position in enumerate(positions.tolist()):
             out[i] = np.frombuffer(os.pread(self._fd, self.row_bytes, self.offset + position * self.row_bytes), dtype=self.dtype)
         return out
@@ -201,7 +198,7 @@ class DenseIndex:
             clipped = np.minimum(positions, len(segment.ids) - 1)
             hit = segment.ids[clipped] == passage_ids
             if hit.any():
-                out[hit] = segment.reader.rows(clipped[hit]) if segment.reader is not None else segment.vectors[clipped[hit]]
+                out[hit] = segment.reader.rows(clipped[hit])
         return out
 
     def describe(self) -> dict:
