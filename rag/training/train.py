@@ -151,15 +151,15 @@ def calibrate(model, tokenizer, cfg, dev, amp, held_mixed, seed: int, limit: int
     calibration, cal_info = te.fit_calibration(reader_sets, retrieval_sets)
     use: list[Any] = [SimpleNamespace(golds=g) for g, _c, _cs in retrieval_sets]  # QAExample stand-ins: only golds is read
     use_preds = te.retrieval_predictions(retrieval_sets, calibration)
-    by_share = {share: te.best_threshold(use, use_preds, share) for share in sorted({*SHARES, unanswerable_share})}
-    calibration.threshold = by_share[unanswerable_share]
+    real_use = {share: te.v2_scores(use, use_preds, te.best_threshold(use, use_preds, share))
+                for share in sorted({*SHARES, unanswerable_share})}  # scores at each share's best threshold
+    calibration.threshold = real_use[unanswerable_share]["threshold"]
     preds = te.rescored(reader_set, raw, calibration)
     info = {"calibration": {**calibration.to_dict(), **cal_info, "real_use_k": k, "unanswerable_share": unanswerable_share},
             "threshold_by_unanswerable_share": {
-                str(share): {"threshold": t, **{key: te.v2_scores(use, use_preds, t)[key] for key in ("has_ans_f1", "no_ans_acc")}}
-                for share, t in by_share.items()},
+                str(share): {key: scores[key] for key in ("threshold", "has_ans_f1", "no_ans_acc")} for share, scores in real_use.items()},
             "heldout_v2": te.v2_scores(reader_set, preds, calibration.threshold),
-            "heldout_real_use": te.v2_scores(use, use_preds, calibration.threshold),
+            "heldout_real_use": real_use[unanswerable_share],
             "heldout_retrieval_top5": te.retrieval_metrics([s for s in retrieval_sets if s[0]], calibration, calibration.threshold)}
     return calibration, info
 
