@@ -5,6 +5,7 @@ import json
 import shutil
 import random
 import string
+from pathlib import Path
 
 import pytest
 
@@ -107,7 +108,8 @@ def _train(tiny_setup, run_dir, **kw):
                 squad_v1_dev=data / "none.json", squad_v2_dev=data / "none.json", seed=1, epochs=0.0, lr=1e-3,
                 batch_size=4, max_seq_len=64, doc_stride=16, max_questions=0, max_steps=6, neg_ratio=0.5,
                 hard_negatives=0.6, question_swap=True, squad_rest=False, heldout_fraction=0.2, calibration_limit=10,
-                real_use_k=2, unanswerable_share=0.5, resume=False, finish=False, save_every=3, calibrate_only=False, dev_reports=False, device="cpu", export=False)
+                real_use_k=2, unanswerable_share=0.5, resume=False, finish=False, save_every=3, calibrate_only=False, dev_reports=False, device="cpu", export=False,
+                techdocs=Path(""), precision="fp32", bucket=True, freeze_embeddings=False, span_features=True)
     args.update(kw)
     train_reader_command(**args)
     return [json.loads(line) for line in (run_dir / "train.jsonl").read_text().splitlines()]
@@ -193,3 +195,27 @@ def test_the_threshold_follows_the_share_of_unanswerable_questions():
     assert best_threshold(examples, preds) == best_threshold(examples, preds, 0.5)
     assert best_threshold(examples, preds, 0.5) > 0.7
     assert best_threshold(examples, preds, 0.1) == 0.3
+
+
+def test_technical_questions_join_training_with_whole_documents_held_out(tiny_setup, tmp_path):
+    """--techdocs adds every technical question (their documents split whole), bf16 autocast trains."""
+    from rag.training.train import autocast_dtype
+
+    path = tmp_path / "tech.jsonl"
+    with path.open("w") as fh:
+        for d in range(20):
+            ctx = f"--opt{d}=N\nset the widget count to N (default: {d + 3})"
+            rows = [{"question": f"What is the default --opt{d}?", "context": ctx, "answer_start": ctx.index(f"{d + 3})"),
+                     "answer_text": f"{d + 3}", "kind": "default", "subject": f"--opt{d}"},
+                    {"question": f"What is the default --opt{d + 50}?", "context": ctx, "answer_start": -1, "answer_text": "",
+                     "kind": "swap_default", "subject": f"--opt{d}"}]
+            fh.write(json.dumps({"file": f"man/t{d}.txt", "package": "p", "title": "t", "rows": rows}) + "\n")
+    log = _train(tiny_setup, tmp_path / "run", techdocs=path, precision="bf16", max_steps=4)
+    data = next(r for r in log if r["event"] == "data")
+    held_tech = data["heldout_negative_kinds"].get("swap_default", 0)
+    assert data["by_source"]["techdocs"] + held_tech == 20
+    assert data["negative_kinds"]["swap_default"] + held_tech == 20 and held_tech > 0
+    assert data["config"]["precision"] == "bf16" and data["config"]["techdocs"] == str(path)
+    assert any(r["event"] == "train" and r["step"] == 4 for r in log)
+    assert autocast_dtype("cpu", "fp32") is None
+    assert autocast_dtype("cuda", "auto") is not None

@@ -27,6 +27,7 @@ from rag.errors import ModelLoadError
 from rag.reading.answers import select_answers
 from rag.reading.base import Reader
 from rag.reading.qa_model import load_qa_model
+from rag.reading.span_features import candidate_features
 from rag.types import AnswerSpan, ReaderOutput, RetrievedPassage
 
 CALIBRATION_FILE = "reader_calibration.json"
@@ -48,7 +49,11 @@ def default_reader_path() -> Path:
 
 @dataclass
 class Calibration:
-    """p(correct) = sigmoid(bias + w_margin*margin + w_gap*gap + w_rank*log1p(rank)).
+    """p(correct) = sigmoid(bias + w_margin*margin + w_gap*gap + w_rank*log1p(rank) + sum w_f * f).
+
+    ``f`` are the span's features beyond the model (``span_features.NAMES``: question words near
+    the span, question words in the span, table / listing / code passage); a calibration fitted
+    without them has their weights at 0 and scores exactly as before.
 
     The defaults are the shipped reader's fit (rag/models/reader/reader_calibration.json); a model
     folder with its own reader_calibration.json overrides them.  Hub checkpoints have none, so
@@ -60,9 +65,24 @@ class Calibration:
     w_rank: float = -0.7172
     bias: float = -1.2869
     threshold: float = DEFAULT_THRESHOLD
+    w_near: float = 0.0
+    w_copy: float = 0.0
+    w_table: float = 0.0
+    w_listing: float = 0.0
+    w_code: float = 0.0
 
-    def prob(self, margin: float, gap: float, rank: int) -> float:
+    @property
+    def feature_weights(self) -> tuple[float, ...]:
+        """Weights of ``span_features.NAMES``, in that order."""
+        return (self.w_near, self.w_copy, self.w_table, self.w_listing, self.w_code)
+
+    @property
+    def uses_features(self) -> bool:
+        return any(self.feature_weights)
+
+    def prob(self, margin: float, gap: float, rank: int, features: Sequence[float] = ()) -> float:
         z = self.bias + self.w_margin * margin + self.w_gap * gap + self.w_rank * math.log1p(rank)
+        z += sum(w * f for w, f in zip(self.feature_weights, features))
         z = max(-40.0, min(40.0, z))
         return 1.0 / (1.0 + math.exp(-z))
 
@@ -72,7 +92,7 @@ class Calibration:
         if not path.is_file():
             return None
         data = json.loads(path.read_text())
-        fields = {k: float(data[k]) for k in ("w_margin", "w_gap", "w_rank", "bias", "threshold") if k in data}
+        fields = {k: float(data[k]) for k in cls.__dataclass_fields__ if k in data}
         return cls(**fields)
 
     def to_dict(self) -> dict[str, float]:
@@ -218,16 +238,24 @@ def predict_pairs(
     return out
 
 
-def rank_candidates(candidates: Sequence[Sequence[SpanCandidate]], calibration: Calibration) -> list[tuple[float, SpanCandidate]]:
+def rank_candidates(candidates: Sequence[Sequence[SpanCandidate]], calibration: Calibration, question: str = "",
+                    contexts: Sequence[str] = ()) -> list[tuple[float, SpanCandidate]]:
     """(calibrated probability, candidate) over all passages of one question, best first.
 
-    ``candidates[i]`` are the spans of the question's i-th passage (rank i, best first).
+    ``candidates[i]`` are the spans of the question's i-th passage (rank i, best first), read in
+    ``contexts[i]``; a calibration with feature weights needs ``question`` and ``contexts``.
     """
     flat = [c for cands in candidates for c in cands]
     if not flat:
         return []
     best = max(c.score for c in flat)
-    ranked = [(calibration.prob(c.margin, c.score - best, rank), c) for rank, cands in enumerate(candidates) for c in cands]
+    feats: list[list[tuple[float, ...]]] = [[() for _ in cands] for cands in candidates]
+    if calibration.uses_features:
+        if len(contexts) != len(candidates):
+            raise ValueError("a calibration with span features needs the question and each passage's text")
+        feats = candidate_features(question, contexts, [[(c.start, c.end) for c in cands] for cands in candidates])
+    ranked = [(calibration.prob(c.margin, c.score - best, rank, feats[rank][i]), c)
+              for rank, cands in enumerate(candidates) for i, c in enumerate(cands)]
     ranked.sort(key=lambda pc: (-pc[0], -pc[1].score))
     return ranked
 
@@ -376,15 +404,16 @@ class SpanReader(Reader):
         per_question: list[list[list[SpanCandidate]]] = [[] for _ in questions]
         for (qi, _), cands in zip(owners, candidates):
             per_question[qi].append(cands)
-        return [self._answers(ps, cands, top_n) for ps, cands in zip(passages, per_question)]
+        return [self._answers(q, ps, cands, top_n) for q, ps, cands in zip(questions, passages, per_question)]
 
-    def _answers(self, passages: Sequence[RetrievedPassage], candidates: list[list[SpanCandidate]], top_n: int) -> ReaderOutput:
+    def _answers(self, question: str, passages: Sequence[RetrievedPassage], candidates: list[list[SpanCandidate]], top_n: int) -> ReaderOutput:
         """One question's output; ``candidates[i]`` belong to ``passages[i]`` (rank = i)."""
         if not candidates:
             return ReaderOutput(spans=[], no_answer_score=1.0)
         rank_of = {id(c): rank for rank, cands in enumerate(candidates) for c in cands}
         ranked = []
-        for p, c in rank_candidates(candidates, self.calibration):
+        contexts = [rp.passage.text for rp in passages[: len(candidates)]]
+        for p, c in rank_candidates(candidates, self.calibration, question, contexts):
             rp = passages[rank_of[id(c)]]
             offset = rp.passage.paragraph_start
             ranked.append(AnswerSpan(rp, offset + c.start, offset + c.end, p))

@@ -16,7 +16,7 @@ import os
 import pickle
 import random
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 CHECKPOINT = "checkpoint.pt"
@@ -24,22 +24,36 @@ FEATURES = "features.pkl"
 # Settings that must not change between a run and its resumption (the batch order and the
 # learning-rate schedule depend on them).
 RESUME_KEYS = ("max_seq_len", "doc_stride", "batch_size", "lr", "epochs", "max_questions", "neg_ratio", "hard_negatives",
-               "seed", "max_steps", "base_model", "squad_rest")
+               "seed", "max_steps", "base_model", "squad_rest", "techdocs", "bucket")
 
 
-def epoch_order(n_items: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
-    """The batches (lists of feature rows) of ``epoch``; full batches only."""
+# Length buckets: windows are sorted by length within pools of this many batches, so a batch's
+# windows need little padding, and the batches are then shuffled (short technical paragraphs
+# padded to a SQuAD window's 256 tokens wasted most of a step's compute).
+BUCKET_POOL = 50
+
+
+def epoch_order(n_items: int, batch_size: int, seed: int, epoch: int, lengths: Sequence[int] | None = None) -> list[list[int]]:
+    """The batches (lists of feature rows) of ``epoch``; full batches only.  With ``lengths``,
+    each batch holds windows of similar length (sorted within pools of ``BUCKET_POOL`` batches)."""
+    rng = random.Random(seed * 1_000_003 + epoch)
     order = list(range(n_items))
-    random.Random(seed * 1_000_003 + epoch).shuffle(order)
-    return [order[lo : lo + batch_size] for lo in range(0, n_items - batch_size + 1, batch_size)]
+    rng.shuffle(order)
+    if lengths is not None:
+        pool = batch_size * BUCKET_POOL
+        order = [i for lo in range(0, n_items, pool) for i in sorted(order[lo:lo + pool], key=lambda j: lengths[j])]
+    batches = [order[lo : lo + batch_size] for lo in range(0, n_items - batch_size + 1, batch_size)]
+    if lengths is not None:
+        rng.shuffle(batches)
+    return batches
 
 
-def batches_from(n_items: int, batch_size: int, seed: int, step: int) -> Iterator[tuple[int, list[int]]]:
+def batches_from(n_items: int, batch_size: int, seed: int, step: int, lengths: Sequence[int] | None = None) -> Iterator[tuple[int, list[int]]]:
     """(global step, rows) from ``step`` on, epoch after epoch (the caller stops)."""
     per_epoch = max(1, n_items // batch_size)
     epoch, skip = divmod(step, per_epoch)
     while True:
-        for i, rows in enumerate(epoch_order(n_items, batch_size, seed, epoch)):
+        for i, rows in enumerate(epoch_order(n_items, batch_size, seed, epoch, lengths)):
             if i >= skip:
                 yield epoch * per_epoch + i, rows
         epoch, skip = epoch + 1, 0
@@ -47,7 +61,7 @@ def batches_from(n_items: int, batch_size: int, seed: int, step: int) -> Iterato
 
 def features_key(cfg: dict, data_info: dict) -> str:
     wanted = {k: cfg.get(k) for k in ("max_seq_len", "doc_stride", "max_questions", "neg_ratio", "hard_negatives", "seed",
-                                      "question_swap", "heldout_fraction", "base_model", "squad_rest")}
+                                      "question_swap", "heldout_fraction", "base_model", "squad_rest", "techdocs")}
     wanted["data"] = {k: data_info.get(k) for k in ("train_questions", "train_negatives")}
     return hashlib.sha256(json.dumps(wanted, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -13,6 +13,8 @@ import numpy as np
 
 from rag.text_metrics import best_over_golds, f1, normalize_answer
 from rag.reading.span import Calibration, SpanCandidate, predict_pairs, rank_candidates
+from rag.reading.span_features import NAMES as FEATURE_NAMES
+from rag.reading.span_features import candidate_features
 from rag.training.data import BM25, QAExample
 
 CORRECT_F1 = 0.5  # a span counts as correct when its token F1 with a gold answer is >= this
@@ -39,7 +41,7 @@ def reader_predictions(model, tokenizer, examples: Sequence[QAExample], cfg, dev
     cands = predict(model, tokenizer, [e.question for e in examples], [e.context for e in examples], cfg, device, amp)
     out = []
     for ex, cs in zip(examples, cands):
-        ranked = rank_candidates([cs], calibration)
+        ranked = rank_candidates([cs], calibration, ex.question, [ex.context])
         if ranked:
             p, c = ranked[0]
             out.append((ex.context[c.start : c.end], p, cs))
@@ -52,7 +54,7 @@ def rescored(examples: Sequence[QAExample], preds, calibration: Calibration):
     """``reader_predictions`` again under another calibration, from the candidates already read."""
     out = []
     for ex, (_t, _p, cs) in zip(examples, preds):
-        ranked = rank_candidates([cs], calibration)
+        ranked = rank_candidates([cs], calibration, ex.question, [ex.context])
         out.append((ex.context[ranked[0][1].start : ranked[0][1].end], ranked[0][0], cs) if ranked else ("", 0.0, cs))
     return out
 
@@ -134,21 +136,37 @@ def _fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, iters: int = 5
     return w
 
 
-def calibration_rows(question_sets, per_passage: int = 2):
-    """Feature rows (margin, gap, log1p rank) and labels from [(golds, contexts, candidates per passage)]."""
+def calibration_rows(question_sets, per_passage: int = 2, features: bool = False):
+    """Feature rows (margin, gap, log1p rank[, span features], 1) and labels from
+    [(golds, contexts, candidates per passage, question)]."""
     rows, labels = [], []
-    for golds, contexts, cands in question_sets:
+    for golds, contexts, cands, question in question_sets:
         flat = [c for cs in cands for c in cs]
         if not flat:
             continue
         best = max(c.score for c in flat)
-        for rank, cs in enumerate(cands):
-            for c in cs[:per_passage]:
+        kept = [cs[:per_passage] for cs in cands]
+        extra = candidate_features(question, contexts, [[(c.start, c.end) for c in cs] for cs in kept]) if features else None
+        for rank, cs in enumerate(kept):
+            for i, c in enumerate(cs):
                 text = contexts[rank][c.start : c.end]
                 ok = bool(golds) and max(f1(text, g) for g in golds) >= CORRECT_F1
-                rows.append([c.margin, c.score - best, float(np.log1p(rank)), 1.0])
+                rows.append([c.margin, c.score - best, float(np.log1p(rank)), *(extra[rank][i] if extra else ()), 1.0])
                 labels.append(float(ok))
     return np.array(rows, dtype=np.float64), np.array(labels, dtype=np.float64)
+
+
+def stratified(examples: Sequence[QAExample], limit: int, rng: random.Random) -> list[QAExample]:
+    """At most ``limit`` examples (all when 0), half from technical documents and half from prose
+    when both have enough: the threshold must fit questions over manuals as well as over prose."""
+    tech = [e for e in examples if e.source == "techdocs"]
+    prose = [e for e in examples if e.source != "techdocs"]
+    rng.shuffle(tech)
+    rng.shuffle(prose)
+    if not limit:
+        return tech + prose
+    n_tech = min(len(tech), max(limit // 2, limit - len(prose)))
+    return tech[:n_tech] + prose[: limit - n_tech]
 
 
 def retrieval_simulation(examples: Sequence[QAExample], model, tokenizer, cfg, device, amp, k: int = 5, seed: int = 0,
@@ -164,9 +182,7 @@ def retrieval_simulation(examples: Sequence[QAExample], model, tokenizer, cfg, d
     rng = random.Random(seed)
     pos = [e for e in examples if e.golds]
     neg = [e for e in examples if not e.golds and e.kind in unanswerable_kinds]
-    rng.shuffle(pos)
-    rng.shuffle(neg)
-    qs = pos[:limit] + neg[:limit] if limit else pos + neg
+    qs = stratified(pos, limit, rng) + stratified(neg, limit, rng)
     questions, contexts, owners = [], [], []
     for qi, ex in enumerate(qs):
         for i in bm25.top(ex.question, k):
@@ -174,19 +190,22 @@ def retrieval_simulation(examples: Sequence[QAExample], model, tokenizer, cfg, d
             contexts.append(pool[i])
             owners.append(qi)
     cands = predict(model, tokenizer, questions, contexts, cfg, device, amp)
-    sets = [(ex.golds, [], []) for ex in qs]
+    sets = [(ex.golds, [], [], ex.question) for ex in qs]
     for owner, ctx, cs in zip(owners, contexts, cands):
         sets[owner][1].append(ctx)
         sets[owner][2].append(cs)
     return sets
 
 
-def fit_calibration(reader_sets, retrieval_sets) -> tuple[Calibration, dict]:
-    x1, y1 = calibration_rows(reader_sets)
-    x2, y2 = calibration_rows(retrieval_sets)
+def fit_calibration(reader_sets, retrieval_sets, features: bool = False) -> tuple[Calibration, dict]:
+    """Logistic calibration of the span score; with ``features`` also the span features
+    (``rag.reading.span_features.NAMES``) beside margin, gap and rank."""
+    x1, y1 = calibration_rows(reader_sets, features=features)
+    x2, y2 = calibration_rows(retrieval_sets, features=features)
     x, y = np.concatenate([x1, x2]), np.concatenate([y1, y2])
     w = _fit_logistic(x, y)
-    cal = Calibration(w_margin=float(w[0]), w_gap=float(w[1]), w_rank=float(w[2]), bias=float(w[3]))
+    named = dict(zip((f"w_{n}" for n in FEATURE_NAMES), map(float, w[3:-1]))) if features else {}
+    cal = Calibration(w_margin=float(w[0]), w_gap=float(w[1]), w_rank=float(w[2]), bias=float(w[-1]), **named)
     p = 1 / (1 + np.exp(-np.clip(x @ w, -40, 40)))
     # Expected calibration error over 10 equal-width bins.
     bins = np.minimum((p * 10).astype(int), 9)
@@ -199,8 +218,8 @@ def fit_calibration(reader_sets, retrieval_sets) -> tuple[Calibration, dict]:
 def retrieval_metrics(sets, calibration: Calibration, threshold: float) -> dict[str, float]:
     """Open-book answer quality over the simulated retrieval: answered share and its F1."""
     answered, f1s, all_f1 = 0, [], []
-    for golds, contexts, cands in sets:
-        ranked = rank_candidates(cands, calibration)
+    for golds, contexts, cands, question in sets:
+        ranked = rank_candidates(cands, calibration, question, contexts)
         if not ranked or ranked[0][0] < threshold:
             all_f1.append(0.0)
             continue
@@ -216,7 +235,7 @@ def retrieval_metrics(sets, calibration: Calibration, threshold: float) -> dict[
 
 
 def served_answers(contexts: Sequence[str], cands: Sequence[Sequence[SpanCandidate]], calibration: Calibration,
-                   how: str = "noisy_or") -> list[tuple[str, float, list[int]]]:
+                   how: str = "noisy_or", question: str = "") -> list[tuple[str, float, list[int]]]:
     """The service's answers for one question over its passages, best first: (text, score, ranks).
 
     As ``rag.reading.answers.select_answers`` scores them (without the alternative filters): the
@@ -227,7 +246,7 @@ def served_answers(contexts: Sequence[str], cands: Sequence[Sequence[SpanCandida
 
     rank_of = {id(c): r for r, cs in enumerate(cands) for c in cs}
     groups: dict[str, list] = {}
-    for p, c in rank_candidates(cands, calibration):
+    for p, c in rank_candidates(cands, calibration, question, contexts):
         r = rank_of[id(c)]
         text = contexts[r][c.start : c.end]
         key = normalize_answer(text)
@@ -243,8 +262,8 @@ def served_answers(contexts: Sequence[str], cands: Sequence[Sequence[SpanCandida
 def retrieval_predictions(sets, calibration: Calibration, how: str = "noisy_or"):
     """(best text, score, None) per simulated question, for ``v2_scores`` / ``best_threshold``."""
     preds = []
-    for _golds, contexts, cands in sets:
-        answers = served_answers(contexts, cands, calibration, how)
+    for _golds, contexts, cands, question in sets:
+        answers = served_answers(contexts, cands, calibration, how, question)
         preds.append((answers[0][0], answers[0][1], None) if answers else ("", 0.0, None))
     return preds
 
