@@ -155,11 +155,23 @@ def test_long_passage_is_read_in_overlapping_windows(tiny_model_dir):
     assert max(c.end for c in cands) > len(long_text) // 2
 
 
-def test_max_answer_length_is_respected(tiny_model_dir):
+def test_max_answer_length_is_respected(tiny_model_dir, monkeypatch):
     reader = SpanReader(tiny_model_dir, max_answer_tokens=3)
     reader.warm_up()
     out = reader.read("Which cities?", [_retrieved(PARAGRAPH, 0, len(PARAGRAPH))], top_n=10)
-    _check_offsets(out, reader, max_tokens=3)
+    _check_offsets(out)
+    # Cleaning completes a cut word ("all" of "Tallinn": 3 of this vocabulary's tokens, 7 after),
+    # so the limit is on the spans the model chose, before cleaning (span_bounds.py).
+    assert all(len(s.text.split()) <= 3 for s in out.spans)
+    def raw(text, cands):  # best first, each span once: what predict_pairs kept before cleaning
+        seen: set = set()
+        return [c for c in cands if not ((c.start, c.end) in seen or seen.add((c.start, c.end)))]
+
+    monkeypatch.setattr("rag.reading.span.clean_candidates", raw)
+    out = reader.read("Which cities?", [_retrieved(PARAGRAPH, 0, len(PARAGRAPH))], top_n=10)
+    assert out.spans
+    for span in out.spans:
+        assert len(reader._tokenizer(span.text, add_special_tokens=False)["input_ids"]) <= 3
 
 
 def test_long_question_is_truncated(tiny_model_dir):

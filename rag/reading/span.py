@@ -27,6 +27,7 @@ from rag.errors import ModelLoadError
 from rag.reading.answers import select_answers
 from rag.reading.base import Reader
 from rag.reading.qa_model import load_qa_model
+from rag.reading.span_bounds import clean_candidates
 from rag.reading.span_features import candidate_features
 from rag.types import AnswerSpan, ReaderOutput, RetrievedPassage
 
@@ -231,10 +232,9 @@ def predict_pairs(
                     if ce <= cs:
                         continue
                     out[pair].append(SpanCandidate(pair, cs, ce, score, null[bi], score - null[bi]))
-    for cands in out:
+    for pair, cands in enumerate(out):
         cands.sort(key=lambda c: -c.score)
-        seen = set()
-        cands[:] = [c for c in cands if not ((c.start, c.end) in seen or seen.add((c.start, c.end)))]
+        cands[:] = clean_candidates(contexts[pair], cands)  # clean spans (span_bounds.py), each once at its best score
     return out
 
 
