@@ -186,7 +186,7 @@ def load_techdocs(path: Path) -> tuple[list[list[QAExample]], list[QAExample]]:
             qid = f"tech-{doc['file']}-{i}"
             if row["answer_start"] >= 0:
                 article.append(QAExample(qid, row["question"], row["context"], row["answer_start"], row["answer_text"],
-                                         [row["answer_text"]], group, "techdocs"))
+                                         [row["answer_text"]], group, "techdocs", row["kind"]))
             else:
                 negatives.append(QAExample(qid, row["question"], row["context"], -1, "", [], group, "techdocs", row["kind"]))
         if article:
