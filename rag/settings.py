@@ -117,11 +117,16 @@ class Settings(BaseSettings):
     # "auto": the shipped span reader when its weights are installed, else the heuristic one.
     # "heuristic", "span", or any Hugging Face extractive-QA model name or folder.
     reader: str = "auto"
-    # Passages the reader reads per question; reading is ~90% of an answer's time.  SQuAD v1.1
-    # open, 1,000 questions (seed 0), span reader on ONNX Runtime, 2 cores: top 2 / 3 / 5 ->
-    # F1 60.3 / 62.3 / 62.8 at 15 / 9.5 / 5.0 questions per second.  3 gives up 0.5 F1 against
-    # 5 for twice the speed, and brings /v1/ask near 100 ms on the default corpus.
-    reader_top_k: int = Field(3, ge=1, le=50)
+    # Passages the reader reads per question; reading is ~90% of an answer's time.  5 since
+    # issue 19 (eval/reader/read_depth.py, second reader weights, int8, 3 -> 5): answerable F1
+    # on eval/realdocs 51.0 -> 53.2, seed gold F1 81.5 -> 83.8, SQuAD v1.1 open (1,000
+    # questions, seed 0) 66.4 -> 67.2, no more unanswerable questions answered (5 of 14, 2 of
+    # 16).  Most of the gain is an answer that more passages state winning by their combined
+    # score (rag/reading/answers.py), not evidence at rank 4-5 (6 of 114 and 2 of 73 questions).
+    # Cost, 2 busy cores: reading one question 1.7x (realdocs read p50 110 -> 185 ms, p95 239 ->
+    # 350 ms), batched SQuAD open 1.6x (144 -> 227 s for the 1,000).  Earlier, first weights:
+    # top 2 / 3 / 5 -> F1 60.3 / 62.3 / 62.8 at 15 / 9.5 / 5.0 questions per second.
+    reader_top_k: int = Field(5, ge=1, le=50)
     max_answer_tokens: int = Field(30, ge=1, le=200)
     # None: the reader's own measured default threshold (see rag/reading/*.py).
     answer_threshold: float | None = Field(None, ge=0.0, le=1.0)
@@ -176,9 +181,10 @@ class Settings(BaseSettings):
     max_chat_messages: int = Field(256, ge=2)
     max_chat_chars: int = Field(200_000, ge=1000)
     # Per-client work budget in the `limits` notation, charged per unit of work rather than
-    # per request: a search query costs 1, a question 1 + the passages it reads (4 with
-    # reader_top_k 3).  2400/minute = 600 questions a minute = 10 per second, about what 2
-    # cores answer (9.5/s), so one client cannot take more than the machine.  Empty: off.
+    # per request: a search query costs 1, a question 1 + the passages it reads (6 with
+    # reader_top_k 5).  2400/minute = 400 questions a minute = 6.7 per second, about what 2
+    # cores answer reading 5 passages (4.4-5.0/s batched), so one client cannot take more than
+    # the machine.  Empty: off.
     work_budget: str = "2400/minute"
     # Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For names the client;
     # from anyone else the header is ignored.  Empty: trust no one.  Comma-separated variable.
