@@ -109,3 +109,25 @@ def test_unhandled_error_is_a_json_500_with_the_request_id(fake_pipeline):
         assert "kaboom" not in r.text
         samples = _samples(client.get("/metrics").text)
         assert samples[("rag_http_errors_total", (("method", "GET"), ("route", "/v1/boom"), ("status", "500")))] == 1
+
+
+def test_metrics_cardinality_is_bounded_by_construction(fake_pipeline):
+    """Issue 20 item 4: made-up methods and paths must not mint label values (20,000 keyless
+    requests took /metrics from 26 lines to 460,047). Any method outside HTTP's standard set
+    is "other"; any path no route matches is "unmatched"."""
+    with make_client(fake_pipeline) as client:
+        client.get("/healthz")
+        baseline = len(client.get("/metrics").text.splitlines())
+        for i in range(200):
+            client.request(f"FAKE{i}", f"/made-up/{i}")
+            client.request(f"X{i}", "/healthz")
+            client.get(f"/no-such-path-{i}")
+        text = client.get("/metrics").text
+    samples = _samples(text)
+    methods = {dict(labels).get("method") for name, labels in samples if name == "rag_http_requests_total"}
+    routes = {dict(labels).get("route") for name, labels in samples if name == "rag_http_requests_total"}
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}, methods
+    assert "other" in methods and "unmatched" in routes
+    assert not any(r.startswith("/made-up") or r.startswith("/no-such") for r in routes)
+    # 600 requests with 400 methods and 400 paths: a fixed handful of new series, not hundreds
+    assert len(text.splitlines()) < baseline + 150, (baseline, len(text.splitlines()))
