@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from rag.parsing.blocks import CODE, HEADING, LIST_ITEM, QUOTE, TABLE, TABLE_CELL_SEPARATOR, Block
+from rag.parsing.bounds import MAX_HEADING_CHARS, MAX_SECTION_CHARS, clip
 from rag.types import Document, Paragraph, Passage
 
 # Heading heuristics, measured on the seeds: their headings are 24-72 characters and 3-12 words;
@@ -115,7 +116,8 @@ def _line_paragraphs(document: Document) -> list[tuple[int, int, str, dict]]:
         line = document.text[start:end]
         next_line = document.text[slice(*lines[i + 1])] if i + 1 < len(lines) else None
         if is_heading(line, next_line):
-            section = _MARKDOWN_HEADING.sub("", line).strip()
+            # copied into every paragraph below it: capped (a "# " line may be 500,000 characters)
+            section = clip(_MARKDOWN_HEADING.sub("", line).strip(), MAX_SECTION_CHARS)
             continue
         candidates.append((start, end, section, {}))
     return candidates
@@ -202,7 +204,7 @@ def _span(group: list[Block], title: str) -> tuple[int, int, str, dict]:
         "bboxes": [list(box) for b in group for box in b.bboxes],
     }
     path = group[0].heading_path
-    if path and path[0] == title:
+    if path and path[0] in (title, clip(title, MAX_HEADING_CHARS)):
         path = path[1:]  # the title heading over the whole document is not a section
     return group[0].start, group[-1].end, " > ".join(path), extra
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from rag.errors import DocumentTooLarge, UnsupportedDocument
 from rag.parsing import SUPPORTED_SUFFIXES, ParsedDocument, decode_text, parse_bytes, parse_decoded, parse_plain_text
+from rag.parsing.bounds import bounded_metadata
 from rag.types import Document
 
 log = logging.getLogger(__name__)
@@ -212,6 +213,9 @@ def document_from_parsed(
     if parsed.title:
         meta["title"] = parsed.title
     meta.update({k: str(v) for k, v in (metadata or {}).items() if k in METADATA_FIELDS and v})
+    # Whatever said it (the file, a sidecar, a form field), the title is copied into every
+    # passage: capped here, the one place every path in goes through.
+    meta = bounded_metadata(meta)
     return Document(
         document_id=document_id if _SLUG.fullmatch(document_id) else slugify(document_id),
         text=parsed.text,

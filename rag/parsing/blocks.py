@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from rag.parsing.bounds import MAX_HEADING_CHARS, MAX_TITLE_CHARS, bounded_path, clip
+
 # The block kinds a parser may emit (Unstructured's element types, Docling's labels).
 HEADING = "heading"
 PARAGRAPH = "paragraph"
@@ -121,7 +123,8 @@ class CanonicalBuilder:
 
     @property
     def heading_path(self) -> tuple[str, ...]:
-        return tuple(text for _, text in self._headings)
+        """Copied into every block: bounded (rag/parsing/bounds.py), whatever the headings."""
+        return bounded_path(tuple(text for _, text in self._headings))
 
     def heading(self, text: str, level: int, **provenance) -> Block | None:
         text = clean_inline(text)
@@ -131,7 +134,7 @@ class CanonicalBuilder:
         while self._headings and self._headings[-1][0] >= level:
             self._headings.pop()
         block = self._add(HEADING, text, level=level, heading_path=self.heading_path, **provenance)
-        self._headings.append((level, text))
+        self._headings.append((level, clip(text, MAX_HEADING_CHARS)))
         return block
 
     def enter_context(self, text: str, level: int) -> None:
@@ -139,7 +142,7 @@ class CanonicalBuilder:
         paragraphs follow under it)."""
         while self._headings and self._headings[-1][0] >= level:
             self._headings.pop()
-        self._headings.append((level, clean_inline(text)))
+        self._headings.append((level, clip(clean_inline(text), MAX_HEADING_CHARS)))
 
     def leave_context(self) -> None:
         if self._headings:
@@ -178,7 +181,7 @@ class CanonicalBuilder:
         return block
 
     def build(self, title: str = "", metadata: dict[str, str] | None = None) -> ParsedDocument:
-        return ParsedDocument("".join(self._parts), self.blocks, self.format, clean_inline(title), metadata or {})
+        return ParsedDocument("".join(self._parts), self.blocks, self.format, clip(clean_inline(title), MAX_TITLE_CHARS), metadata or {})
 
 
 def first_heading(parsed: ParsedDocument) -> str:
@@ -188,4 +191,4 @@ def first_heading(parsed: ParsedDocument) -> str:
         return ""
     top = min(b.level for b in headings)
     block = next(b for b in headings if b.level == top)
-    return parsed.text[block.start : block.end]
+    return clip(parsed.text[block.start : block.end], MAX_TITLE_CHARS)
