@@ -344,8 +344,36 @@ def hardening_iii(url: str, settings: Settings) -> list[tuple[str, str, str, str
     title = http.post("/v1/documents", files={"file": ("t.txt", b"A text about beacons.")}, data={"title": "T" * 1_000_000})
     row("3", "multipart title of 1,000,000 characters", "accepted; BM25 searches on its passages 0.02 s -> 1.25 s",
         str(title.status_code), title.status_code == 422)
+
+    # 11: deep nesting
+    deep = b"[" * 100_000
+    codes = [http.post(path, content=deep, headers={"Content-Type": "application/json"}).status_code
+             for path in ("/v1/documents", "/v1/chat/completions", "/v1/ask")]
+    row("11", "JSON body of '[' x 100,000 on /v1/documents / chat / ask", "500 / 500 / 400", " / ".join(map(str, codes)), codes == [400, 400, 400])
+    pdf = _nested_title_pdf()
+    r = http.post("/v1/documents", files={"file": ("nested.pdf", pdf, "application/pdf")})
+    row("11", "PDF whose info /Title is nested 100,000 arrays deep", "500", str(r.status_code), r.status_code == 201)
     http.close()
     return rows
+
+
+def _nested_title_pdf() -> bytes:
+    """One page of text; the info dictionary's /Title is an array nested 100,000 deep."""
+    stream = b"BT /F1 12 Tf 72 720 Td (The beacon at the harbour is blue.) Tj ET\n"
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+               b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"endstream",
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+               b"<< /Title " + b"[" * 100_000 + b"]" * 100_000 + b" >>"]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1) + b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer << /Size %d /Root 1 0 R /Info 6 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
 
 
 def main() -> int:

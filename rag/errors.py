@@ -9,6 +9,11 @@ class InvalidRequest(RagError):
     """The caller asked for something malformed (empty question, bad top_k, ...)."""
 
 
+class MalformedBody(InvalidRequest):
+    """A request body that cannot be parsed at all (JSON nested deeper than the parser
+    recurses): HTTP 400, as FastAPI answers for the bodies it parses itself."""
+
+
 class UnsupportedDocument(RagError):
     """A file type or payload that ingestion cannot read."""
 

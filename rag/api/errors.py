@@ -10,6 +10,7 @@ from rag.errors import (
     IndexIncompatible,
     IndexNotFound,
     InvalidRequest,
+    MalformedBody,
     ModelLoadError,
     NotReady,
     PayloadTooLarge,
@@ -21,6 +22,7 @@ from rag.errors import (
 STATUS_FOR_ERROR: list[tuple[type[RagError], int]] = [
     (PayloadTooLarge, 413),
     (DocumentTooLarge, 413),
+    (MalformedBody, 400),
     (InvalidRequest, 422),
     (UnsupportedDocument, 415),
     (DocumentNotFound, 404),

@@ -180,6 +180,8 @@ async def _parse(request: Request, settings) -> ChatCompletionRequest:
         data = json.loads(raw or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise OpenAIError(400, f"malformed JSON body: {exc}") from exc
+    except RecursionError as exc:  # "[" x 100,000: json.loads recurses once per level (a 500, issue 20)
+        raise OpenAIError(400, "malformed JSON body: nested too deeply") from exc
     messages = data.get("messages") if isinstance(data, dict) else None
     if isinstance(messages, list) and len(messages) > settings.max_chat_messages:
         raise _too_long(f"{len(messages)} messages, more than {settings.max_chat_messages} (RAG_MAX_CHAT_MESSAGES): start a new conversation")

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 
 from rag.api.deps import PipelineDep
 from rag.api.schemas import DocumentDetail, DocumentIn, DocumentList, ErrorResponse, IndexChange
-from rag.errors import DocumentConflict, InvalidRequest, PayloadTooLarge, RagError, UnsupportedDocument
+from rag.errors import DocumentConflict, InvalidRequest, MalformedBody, PayloadTooLarge, RagError, UnsupportedDocument
 from rag.ingest import (
     METADATA_FIELDS,
     DocumentTooLarge,
@@ -103,7 +103,8 @@ def get_document(document_id: str, pipeline: PipelineDep) -> dict:
     response_model=IndexChange,
     status_code=201,
     openapi_extra=_UPLOAD_BODY,
-    responses={409: {"model": ErrorResponse}, 413: {"model": ErrorResponse}, 415: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+    responses={400: {"model": ErrorResponse}, 409: {"model": ErrorResponse}, 413: {"model": ErrorResponse}, 415: {"model": ErrorResponse},
+               422: {"model": ErrorResponse}},
     summary="Add or replace a document (multipart file upload, or JSON text)",
 )
 async def upsert_document(request: Request, pipeline: PipelineDep) -> dict:
@@ -234,6 +235,8 @@ def _document_from_json(raw: bytes, settings) -> _Upload:
         raise InvalidRequest(f"the JSON body is not valid {exc.encoding.upper()}") from exc
     except ValidationError as exc:
         raise InvalidRequest(_validation_message(exc)) from exc
+    except RecursionError as exc:  # "[" x 100,000: json.loads recurses once per level (a 500, issue 20)
+        raise MalformedBody("the JSON body is nested too deeply") from exc
     metadata = {k: getattr(body, k) for k in METADATA_FIELDS if getattr(body, k)}
     document_id = body.document_id or (slugify(body.title) if body.title else None)
     if document_id is None:

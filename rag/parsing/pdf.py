@@ -96,14 +96,14 @@ def parse_pdf(data: bytes, max_pages: int | None = None, time_budget_s: float | 
                 heights.append(792.0)
                 log.warning("PDF page %d unreadable, left out: %s", number, exc or type(exc).__name__)
             page.close()  # frees the page's parsed objects (memory stays per page, not per file)
-        metadata = dict(pdf.metadata or {})
+        info_title = _info_title(pdf)
     if count and failures == count:
         raise UnsupportedDocument("broken PDF: no page could be read")
     if not any(pages):
         raise UnsupportedDocument("PDF has no text layer (scanned pages?): run OCR first (e.g. ocrmypdf) and index the result")
     lines = _drop_running_lines(pages, heights)
     body = _body_size(lines)
-    title = _title(metadata, lines, body)
+    title = _title(info_title, lines, body)
     blocks = _blocks(lines, body, heights, _vocabulary(lines))
     return _build(blocks, title, fmt)
 
@@ -232,8 +232,21 @@ def _body_size(lines: list[_Line]) -> float:
     return sizes.most_common(1)[0][0] if sizes else 10.0
 
 
-def _title(metadata: dict, lines: list[_Line], body: float) -> str:
-    title = clean_inline(str(metadata.get("Title", "") or ""))
+def _info_title(pdf) -> str:
+    """The info dictionary's Title when it is text; anything else is ignored.  pdfplumber keeps
+    a value it cannot decode as it is, and str() of a Title nested 100,000 arrays deep raised
+    RecursionError: a 500 for the upload (issue 20)."""
+    try:
+        value = (pdf.metadata or {}).get("Title")
+    except Exception:  # noqa: BLE001 - the title is optional; the text is what matters
+        return ""
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    return value if isinstance(value, str) else ""
+
+
+def _title(info_title: str, lines: list[_Line], body: float) -> str:
+    title = clean_inline(info_title)
     if title and not _BAD_TITLES.match(title) and len(title) > 3:
         return title
     first = [line for line in lines if line.page == 1]
