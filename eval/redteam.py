@@ -353,8 +353,30 @@ def hardening_iii(url: str, settings: Settings) -> list[tuple[str, str, str, str
     pdf = _nested_title_pdf()
     r = http.post("/v1/documents", files={"file": ("nested.pdf", pdf, "application/pdf")})
     row("11", "PDF whose info /Title is nested 100,000 arrays deep", "500", str(r.status_code), r.status_code == 201)
+
+    # 13: server paths and the Host header
+    folders = (str(settings.index_dir), str(settings.corpus_dir))
+    listing = http.get("/v1/documents", params={"limit": 1000}).text
+    row("13", "source_path in GET /v1/documents", "absolute server paths", f"server folders in the list: {any(f in listing for f in folders)}",
+        not any(f in listing for f in folders))
+    moved = http.get("/v1/documents/", headers={"Host": "evil.example"}, follow_redirects=False)
+    location = moved.headers.get("location", "")
+    row("13", "trailing-slash redirect with Host: evil.example", "Location: http://evil.example/v1/documents", f"{moved.status_code} Location: {location}",
+        "evil.example" not in location)
     http.close()
     return rows
+
+
+def not_ready_paths(base: Path, pipeline: Pipeline) -> tuple[str, str, str, str, bool]:
+    """Item 13: /readyz and 503 bodies of a service with no index yet name no folder."""
+    settings = Settings(**{**pipeline.settings.model_dump(), "index_dir": base / "no-index-here"})
+    with Service(settings, Pipeline(settings, encoder=pipeline.encoder, reader=pipeline.reader)) as url:
+        answers = [httpx.get(f"{url}/readyz"), httpx.post(f"{url}/v1/ask", json={"question": QUESTION})]
+    leaked = any("no-index-here" in r.text for r in answers)
+    ok = not leaked and all(r.status_code == 503 for r in answers)
+    print(f"{'PASS' if ok else 'FAIL'}  [20.13] not-ready bodies: {[r.status_code for r in answers]}, folder named: {leaked}", flush=True)
+    return ("20.13", "/readyz and /v1/ask with no index yet", "503 'no index at /abs/path'",
+            f"{' / '.join(str(r.status_code) for r in answers)}, folder named: {leaked}", ok)
 
 
 def _nested_title_pdf() -> bytes:
@@ -398,6 +420,7 @@ def main() -> int:
                 rows += scenarios(url, settings)
                 rows += ingestion(url)
                 rows += hardening_iii(url, settings)
+        rows.append(not_ready_paths(base, pipeline))
         if not args.only_issue_20:
             rows += protected_reads(base, pipeline)
             rows.append(spoofed_forwarded_for(pipeline))

@@ -10,9 +10,9 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from rag import __version__
-from rag.api import edge_errors, limits, observability, routes_batch, security
+from rag.api import edge_errors, limits, observability, redirects, routes_batch, security
 from rag.api import docs_offline, routes_chat, routes_documents, routes_health, routes_qa, routes_web
-from rag.api.errors import status_for
+from rag.api.errors import public_detail, status_for
 from rag.errors import RagError
 from rag.pipeline import Pipeline
 from rag.settings import Settings, get_settings
@@ -47,7 +47,9 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     @app.exception_handler(RagError)
     async def rag_error(request: Request, exc: RagError) -> JSONResponse:
         status = status_for(exc)
-        return JSONResponse(status_code=status, content={"detail": str(exc)})
+        if status >= 500:
+            log.warning("%s %s: %s", request.method, request.url.path, exc)  # the whole message, paths included, for the operator
+        return JSONResponse(status_code=status, content={"detail": public_detail(exc)})
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -65,6 +67,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     app.include_router(routes_web.router)
     docs_offline.setup(app)  # /docs from packaged Swagger UI files, no CDN
     # Security, limits and observability (docs/security.md); observability last = outermost.
+    redirects.setup(app)
     security.setup(app, settings)
     limits.setup(app, settings)
     observability.setup(app, settings)

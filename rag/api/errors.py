@@ -37,3 +37,20 @@ STATUS_FOR_ERROR: list[tuple[type[RagError], int]] = [
 
 def status_for(exc: RagError) -> int:
     return next(code for kind, code in STATUS_FOR_ERROR if isinstance(exc, kind))
+
+
+# The service's own state, not the request, and the messages name folders on the server ("no
+# index at /srv/rag/index", a model's path): clients get these instead, the server log the
+# whole message (issue 20, item 13).
+NO_INDEX = "no index yet: run `rag index` on the server"
+_PUBLIC_DETAIL: list[tuple[type[RagError], str]] = [
+    (IndexNotFound, NO_INDEX),
+    (NotReady, NO_INDEX),
+    (IndexIncompatible, "the index cannot be read by this version of rag: re-index on the server (the server log says why)"),
+    (ModelLoadError, "a model could not be loaded (the server log says why)"),
+]
+
+
+def public_detail(exc: RagError) -> str:
+    """What a client is told about ``exc``: its message, or a fixed one for the server's state."""
+    return next((detail for kind, detail in _PUBLIC_DETAIL if isinstance(exc, kind)), str(exc))

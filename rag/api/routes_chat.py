@@ -13,6 +13,7 @@ input: 400 for malformed messages (including text that is not Unicode: unpaired 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 import uuid
@@ -29,13 +30,15 @@ from starlette.exceptions import HTTPException
 
 from rag.api.budget import charge, question_cost
 from rag.api.deps import PipelineDep
-from rag.api.errors import status_for
+from rag.api.errors import public_detail, status_for
 from rag.api.schemas import Text
 from rag.chat import ChatAnswer, ChatTurn, Rewrite, build_chat_answer, count_tokens, rewrite_question
 from rag.errors import InvalidRequest, RagError
 from rag.pipeline import Pipeline
 from rag.types import Citation
 from rag.settings import RetrievalMode
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1", tags=["chat (OpenAI-compatible)"])
 
@@ -133,7 +136,9 @@ def _from_rag_error(exc: RagError) -> OpenAIError:
     if isinstance(exc, InvalidRequest):
         return OpenAIError(400, str(exc), param="messages")
     status = status_for(exc)
-    return OpenAIError(status, str(exc), "service_unavailable" if status == 503 else "invalid_request_error")
+    if status >= 500:
+        log.warning("chat: %s", exc)  # the whole message, paths included, for the operator
+    return OpenAIError(status, public_detail(exc), "service_unavailable" if status == 503 else "invalid_request_error")
 
 
 # ----------------------------------------------------------------------------- models

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -77,12 +77,20 @@ DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 
 
+def public_source(source_path: str) -> str:
+    """The file's name: ``rag index`` records where it read a file (``/srv/corpus/a/b.md``),
+    and clients must not learn the server's folders (issue 20, item 13); uploads record only
+    their name already."""
+    return PurePath(source_path).name if source_path else ""
+
+
 @router.get("", response_model=DocumentList, summary="List indexed documents, one page at a time (by id)")
 def list_documents(pipeline: PipelineDep, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
                    after: Annotated[str | None, Query(max_length=512, description="the previous page's next_after")] = None) -> dict:
     page = pipeline.documents(limit=limit + 1, after=after)
     more = len(page) > limit
-    return {"documents": page[:limit], "next_after": page[limit - 1]["document_id"] if more else None}
+    documents = [{**info, "source_path": public_source(info.get("source_path", ""))} for info in page[:limit]]
+    return {"documents": documents, "next_after": page[limit - 1]["document_id"] if more else None}
 
 
 @router.get("/{document_id}", response_model=DocumentDetail, responses={404: {"model": ErrorResponse}}, operation_id="get_document")
@@ -90,6 +98,7 @@ def get_document(document_id: str, pipeline: PipelineDep) -> dict:
     document, info, paragraphs = pipeline.document_detail(document_id)  # one snapshot
     return {
         **document.metadata(),
+        "source_path": public_source(document.source_path),
         **info,
         "characters": len(document.text),
         "text": document.text,

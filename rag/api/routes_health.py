@@ -5,6 +5,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from rag.api.deps import PipelineDep
+from rag.api.errors import NO_INDEX
 from rag.api.schemas import HealthResponse
 
 router = APIRouter(tags=["health"])
@@ -21,5 +22,6 @@ async def healthz() -> dict:
 def readyz(pipeline: PipelineDep):
     if pipeline.ready:
         return {"status": "ready", "detail": f"{len(pipeline.index)} passages"}
-    detail = "models loading" if not pipeline.models_ready else f"no index at {pipeline.index_dir}: run `rag index`"
+    # /readyz is public: never the index folder's path (issue 20, item 13)
+    detail = "models loading" if not pipeline.models_ready else NO_INDEX
     return JSONResponse(status_code=503, content={"status": "not ready", "detail": detail})

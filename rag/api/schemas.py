@@ -156,7 +156,7 @@ class DocumentInfo(BaseModel):
     author: str = ""
     publisher: str = ""
     source_url: str = ""
-    source_path: str = ""
+    source_path: str = Field("", description="The file's name (never a folder on the server); empty for text given directly.")
     content_hash: str
     format: str = Field("", description="txt, md, html, pdf, docx or pptx; empty for text given directly.")
     origin: str
