@@ -354,6 +354,18 @@ def hardening_iii(url: str, settings: Settings) -> list[tuple[str, str, str, str
     r = http.post("/v1/documents", files={"file": ("nested.pdf", pdf, "application/pdf")})
     row("11", "PDF whose info /Title is nested 100,000 arrays deep", "500", str(r.status_code), r.status_code == 201)
 
+    # 12: wrong refusals and silent loss in parsing
+    wrapped = "\n".join(f"Line {i:06d} of an ordinary hard-wrapped text about beacons.." for i in range(19_500)).encode()
+    r = http.post("/v1/documents", files={"file": ("wrapped.txt", wrapped)})
+    row("12", f"{len(wrapped) / 1e6:.2f} MB of 60-character lines, no blank line", "refused: 'a line of 1,173,166 characters'",
+        str(r.status_code), r.status_code == 201)
+    nested = "".join("  " * level + f"- nesteditem{level} of the list\n" for level in range(12)) + "\n" + ">" * 25 + " deepquotetext here\n"
+    r = http.post("/v1/documents", files={"file": ("nesting.md", nested.encode())})
+    text = http.get("/v1/documents/nesting").json().get("text", "") if r.status_code == 201 else ""
+    kept = sum(f"nesteditem{level} " in text for level in range(12))
+    row("12", "Markdown list nested 12 levels, quote nested 25", "9 of 12 items, quote gone, 201",
+        f"{r.status_code}, {kept} of 12 items, quote kept: {'deepquotetext' in text}", kept == 12 and "deepquotetext" in text)
+
     # 13: server paths and the Host header
     folders = (str(settings.index_dir), str(settings.corpus_dir))
     listing = http.get("/v1/documents", params={"limit": 1000}).text

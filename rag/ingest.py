@@ -17,7 +17,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rag.errors import DocumentTooLarge, UnsupportedDocument
-from rag.parsing import SUPPORTED_SUFFIXES, ParsedDocument, decode_text, parse_bytes, parse_decoded, parse_plain_text
+from rag.parsing import (
+    HTML_SUFFIXES,
+    MARKDOWN_SUFFIXES,
+    SUPPORTED_SUFFIXES,
+    TEXT_SUFFIXES,
+    ParsedDocument,
+    decode_text,
+    parse_bytes,
+    parse_decoded,
+    parse_plain_text,
+)
 from rag.parsing.bounds import bounded_metadata
 from rag.types import Document
 
@@ -174,33 +184,46 @@ def document_from_bytes(
     if limits.max_file_bytes is not None and len(data) > limits.max_file_bytes:
         raise DocumentTooLarge(f"file is larger than the limit of {limits.max_file_bytes} bytes")
     suffix = Path(filename).suffix.lower()
-    if suffix in {".txt", ".text", ".md", ".markdown"}:
-        # Checked before parsing: a 50 MB one-line file is not prose (HTML is often minified
-        # onto one line: its canonical text is checked after parsing).  Decoded once.
+    if suffix in TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES:
+        # The file's own lines are the real ones: canonical text joins hard wraps, and 1.17 MB
+        # of 60-character lines without a blank line was refused as "a line of 1,173,166
+        # characters" (issue 20).  Text and Markdown are checked before parsing (a 50 MB
+        # one-line file is not prose); HTML is often minified onto one line, so when it is,
+        # its canonical text (one line per block) is checked after parsing instead.
         text = decode_text(data)
-        check_line_lengths(text, limits.max_line_chars)
+        if suffix not in HTML_SUFFIXES:
+            check_line_lengths(text, limits.max_line_chars)
         parsed = parse_decoded(suffix, text)
+        if suffix in HTML_SUFFIXES and longest_line(text, limits.max_line_chars):
+            check_line_lengths(parsed.text, limits.max_line_chars)
     else:
         parsed = parse_bytes(filename, data, max_pdf_pages=limits.max_pdf_pages, time_budget_s=limits.max_parse_seconds)
-    check_line_lengths(parsed.text, limits.max_line_chars)
+        check_line_lengths(parsed.text, limits.max_line_chars)
     return document_from_parsed(parsed, document_id or slugify(Path(filename).stem), metadata, source_path)
 
 
-def check_line_lengths(text: str, max_chars: int) -> None:
-    """Refuse text with a line over ``max_chars`` (a 50 MB one-line file is not prose, and
-    chunking and reading it would take minutes and gigabytes)."""
+def longest_line(text: str, max_chars: int) -> int:
+    """The length of the first line of ``text`` longer than ``max_chars``; 0 when none is."""
     if len(text) <= max_chars:
-        return
+        return 0
     start = 0
     while start < len(text):
         end = text.find("\n", start)
         if end < 0:
             end = len(text)
         if end - start > max_chars:
-            raise UnsupportedDocument(
-                f"a line of {end - start} characters is longer than the limit of {max_chars} (RAG_MAX_LINE_CHARS): not prose text"
-            )
+            return end - start
         start = end + 1
+    return 0
+
+
+def check_line_lengths(text: str, max_chars: int) -> None:
+    """Refuse text with a line over ``max_chars`` (a 50 MB one-line file is not prose, and
+    chunking and reading it would take minutes and gigabytes)."""
+    if length := longest_line(text, max_chars):
+        raise UnsupportedDocument(
+            f"a line of {length} characters is longer than the limit of {max_chars} (RAG_MAX_LINE_CHARS): not prose text"
+        )
 
 
 def document_from_parsed(
