@@ -345,6 +345,16 @@ def hardening_iii(url: str, settings: Settings) -> list[tuple[str, str, str, str
     row("3", "multipart title of 1,000,000 characters", "accepted; BM25 searches on its passages 0.02 s -> 1.25 s",
         str(title.status_code), title.status_code == 422)
 
+    # 1: a parse that holds the GIL: stopped by the OS at the CPU budget, /healthz meanwhile
+    lines = [" ".join(f"w{i * 20 + j}" for j in range(20)) for i in range(20_000 // 20)]
+    dense = _one_page_pdf([(20, 780 - 0.75 * k, 0.7, text) for k, text in enumerate(lines)])
+    started = time.perf_counter()
+    worst, status = _healthz_while(url, lambda: http.post("/v1/documents", files={"file": ("dense.pdf", dense, "application/pdf")}).status_code, 120)
+    took = time.perf_counter() - started
+    row("1", f"{len(dense) // 1024} KB one-page PDF of 20,000 words (parse budget {settings.max_parse_seconds:.0f} CPU-s)",
+        ">= 139 CPU-s, no answer in 150 s, /healthz timed out at 30 s", f"{status} in {took:.1f} s, /healthz worst {worst * 1000:.0f} ms",
+        status == 413 and worst < 0.25)
+
     # 11: deep nesting
     deep = b"[" * 100_000
     codes = [http.post(path, content=deep, headers={"Content-Type": "application/json"}).status_code
@@ -391,6 +401,28 @@ def not_ready_paths(base: Path, pipeline: Pipeline) -> tuple[str, str, str, str,
             f"{' / '.join(str(r.status_code) for r in answers)}, folder named: {leaked}", ok)
 
 
+def _one_page_pdf(lines: list[tuple[float, float, float, str]]) -> bytes:
+    """One page of (x, y, size, text) lines in Helvetica."""
+    stream = "".join(f"BT /F1 {size} Tf {x} {y} Td ({text}) Tj ET\n" for x, y, size, text in lines).encode()
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+               b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"endstream",
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    return _pdf(objects, b"")
+
+
+def _pdf(objects: list[bytes], trailer_extra: bytes) -> bytes:
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1) + b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer << /Size %d /Root 1 0 R%s >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, trailer_extra, xref)
+    return bytes(out)
+
+
 def _nested_title_pdf() -> bytes:
     """One page of text; the info dictionary's /Title is an array nested 100,000 deep."""
     stream = b"BT /F1 12 Tf 72 720 Td (The beacon at the harbour is blue.) Tj ET\n"
@@ -399,15 +431,7 @@ def _nested_title_pdf() -> bytes:
                b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"endstream",
                b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
                b"<< /Title " + b"[" * 100_000 + b"]" * 100_000 + b" >>"]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1) + b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer << /Size %d /Root 1 0 R /Info 6 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+    return _pdf(objects, b" /Info 6 0 R")
 
 
 def main() -> int:

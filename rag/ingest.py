@@ -52,7 +52,9 @@ class IngestLimits:
     max_file_bytes: int | None = None  # None: no limit on bytes
     max_pdf_pages: int = 1000
     max_line_chars: int = 1_000_000
-    max_parse_seconds: float | None = 120.0  # PDF parsing stops (413) past this
+    max_parse_seconds: float | None = 120.0  # PDF parsing stops (413) past this; the sandbox's CPU budget
+    sandbox: bool = False  # parse in a worker process with OS limits (rag/parse_pool.py)
+    max_parse_memory_bytes: int = 1024 * 2**20  # the sandbox's address-space budget
 
     @classmethod
     def from_settings(cls, settings) -> IngestLimits:
@@ -61,15 +63,18 @@ class IngestLimits:
             max_pdf_pages=getattr(settings, "max_pdf_pages", cls.max_pdf_pages),
             max_line_chars=getattr(settings, "max_line_chars", cls.max_line_chars),
             max_parse_seconds=getattr(settings, "max_parse_seconds", cls.max_parse_seconds),
+            sandbox=getattr(settings, "parse_sandbox", cls.sandbox),
+            max_parse_memory_bytes=getattr(settings, "max_parse_memory_mb", cls.max_parse_memory_bytes // 2**20) * 2**20,
         )
 
 
 def default_limits() -> IngestLimits:
     """The environment's limits (RAG_MAX_PDF_PAGES, RAG_MAX_LINE_CHARS); files read from disk
-    have no byte limit of their own: the line, page and time limits bound the work."""
+    have no byte limit of their own: the line, page and time limits bound the work.  Parsed in
+    this process: the service and ``rag index`` ask for the sandbox (``Pipeline.index_paths``)."""
     from rag.settings import get_settings
 
-    return replace(IngestLimits.from_settings(get_settings()), max_file_bytes=None)
+    return replace(IngestLimits.from_settings(get_settings()), max_file_bytes=None, sandbox=False)
 
 
 @dataclass
@@ -183,6 +188,10 @@ def document_from_bytes(
     limits = limits or default_limits()
     if limits.max_file_bytes is not None and len(data) > limits.max_file_bytes:
         raise DocumentTooLarge(f"file is larger than the limit of {limits.max_file_bytes} bytes")
+    if limits.sandbox:
+        from rag.parse_pool import parse_in_worker
+
+        return parse_in_worker(filename, data, document_id, metadata, source_path, limits)
     suffix = Path(filename).suffix.lower()
     if suffix in TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES:
         # The file's own lines are the real ones: canonical text joins hard wraps, and 1.17 MB

@@ -10,12 +10,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from rag.chunking import sentence_around
 from rag.embedding import Encoder, load_encoder
 from rag.errors import DocumentNotFound, IndexNotFound, InvalidRequest, NotReady
-from rag.ingest import load_documents
+from rag.ingest import IngestLimits, load_documents
 from rag.microbatch import MicroBatcher
 from rag.reading_views import read_with_views
 from rag.reading import Reader, load_reader
@@ -300,7 +301,9 @@ class Pipeline:
     def index_paths(self, paths: Iterable[Path]) -> IndexReport:
         """``rag index``: sync the index with the supported files under ``paths``."""
         paths = [Path(p) for p in paths]
-        ingested = load_documents(paths)
+        # This index's limits (not the environment's), the sandbox included; files on disk have
+        # no byte limit of their own.
+        ingested = load_documents(paths, replace(IngestLimits.from_settings(self.settings), max_file_bytes=None))
         report = self._apply(upserts=ingested.documents, origin="file", sync_roots=paths)
         report.skipped = ingested.skipped + report.skipped
         return report

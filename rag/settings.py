@@ -156,6 +156,11 @@ class Settings(BaseSettings):
     # 63 KB PDF whose pages share one 20 MB compressed stream took 22.6 s for 100 pages, and
     # ~2 h at 1000.  Real manuals parse at ~0.1 s per page (eval/bench/ingest_shapes.py).
     max_parse_seconds: float = Field(120.0, gt=0)
+    # Uploads and `rag index` parse each file in a worker process that the OS stops past
+    # max_parse_seconds of CPU or this much memory (rag/parse_pool.py): a 2.7 KB PDF took
+    # >= 139 CPU-s holding the GIL, a 578 KB .docx 2.98 GB (issue 20).
+    parse_sandbox: bool = True
+    max_parse_memory_mb: int = Field(1024, ge=64)
     # A "line" longer than this is not prose (minified or binary-like text): the file is skipped.
     max_line_chars: int = Field(1_000_000, ge=1000)
     # Per client address, in the `limits` notation ("300/minute", "10/second;1000/hour");
