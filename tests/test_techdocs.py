@@ -121,3 +121,26 @@ def test_length_buckets_keep_every_window_once_and_replay():
     straight = [rows for _, (_s, rows) in zip(range(70), batches_from(400, 8, 3, 0, lengths))]
     resumed = [rows for _, (_s, rows) in zip(range(10), batches_from(400, 8, 3, 60, lengths))]
     assert straight[60:70] == resumed
+
+
+def test_no_evaluation_document_was_trained_on():
+    """The technical training documents of the issue-19 run (eval/reader/techdocs_training_documents.tsv) come from no
+    package that eval/realdocs draws a file from, and the collector excludes all of them."""
+    import re
+    from pathlib import Path
+
+    from rag.training.techdocs_collect import EXCLUDED_PACKAGES
+
+    root = Path(__file__).resolve().parent.parent
+    sources = (root / "eval/realdocs/SOURCES.md").read_text()
+    eval_packages = set()
+    for row in sources.splitlines():
+        m = re.search(r"\|\s*(Debian|PyPI) `([^`]+)`", row)
+        if m:
+            eval_packages.add(m.group(2) if m.group(1) == "Debian" else m.group(2))
+    assert len(eval_packages) >= 9
+    assert eval_packages <= EXCLUDED_PACKAGES
+    listed = (root / "eval/reader/techdocs_training_documents.tsv").read_text().splitlines()
+    trained = {line.split("\t")[1].removeprefix("pypi:") for line in listed[3:] if line.strip()}
+    assert len(trained) > 200
+    assert not trained & eval_packages
