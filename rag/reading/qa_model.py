@@ -3,6 +3,7 @@ all load models, and none of them imports another for it)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 def load_qa_model(name: str | Path, **kwargs):
@@ -12,4 +13,5 @@ def load_qa_model(name: str | Path, **kwargs):
     from transformers import AutoModelForQuestionAnswering
 
     key = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
-    return AutoModelForQuestionAnswering.from_pretrained(str(name), **{key: torch.float32}, **kwargs)
+    options: dict[str, Any] = {key: torch.float32, **kwargs}
+    return AutoModelForQuestionAnswering.from_pretrained(str(name), **options)

@@ -193,10 +193,12 @@ def collect(out: Path, extra_roots: list[Path], wheel_dirs: list[Path], per_pack
     # READMEs of the Python distributions installed beside this package.
     for dist in sorted(metadata.distributions(), key=lambda d: d.metadata["Name"] or ""):
         name = (dist.metadata["Name"] or "").lower()
-        found = _readme(dist.read_text("METADATA") or "") if name else None
+        raw = dist.read_text("METADATA") or ""
+        found = _readme(raw) if name else None
         if found:
+            msg = email.message_from_string(raw)
             keep("readme", f"pypi:{name}", dist.version, f"{name}-{dist.version} METADATA", found[0], found[1],
-                 dist.metadata.get("License-Expression") or dist.metadata.get("License") or "see the distribution")
+                 msg.get("License-Expression") or msg.get("License") or "see the distribution")
     # READMEs of downloaded wheels (pip download --no-deps --only-binary :all: NAME): their METADATA.
     for folder in wheel_dirs:
         for wheel in sorted(folder.glob("*.whl")):
