@@ -49,8 +49,8 @@ def autocast_dtype(device: str, precision: str = "auto"):
     """bf16 autocast where the hardware computes bf16 natively, else None (fp32).
 
     Measured on 2 shared AMD EPYC cores with AVX-512 BF16 (eval/reader/bf16_throughput.json): a
-    MiniLM-L6 step of 16 windows is ~1.8x faster under bf16 autocast; master weights and AdamW
-    states stay fp32 (autocast only casts the matmul inputs).
+    MiniLM-L6 step of 16 windows of up to 256 tokens 1.46x faster under bf16 autocast, 2.47x with
+    length buckets too; master weights and AdamW states stay fp32 (autocast casts matmul inputs).
     """
     import torch
 
