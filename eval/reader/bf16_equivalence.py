@@ -55,11 +55,9 @@ def main(
     heldout: int = typer.Option(600),
     out: Path = typer.Option(Path("eval/reader/bf16_equivalence.json")),
 ) -> None:
-    state = torch.load(run_dir / ck.CHECKPOINT, map_location="cpu", weights_only=False) if (run_dir / ck.CHECKPOINT).is_file() else None
     cfg = json.loads((run_dir / "train.jsonl").read_text().splitlines()[0])["config"]
     with (run_dir / ck.FEATURES).open("rb") as fh:
         _key, feats = pickle.load(fh)
-    del state
     lengths = [len(f[0]) for f in feats]
     batches = ck.epoch_order(len(feats), cfg["batch_size"], cfg["seed"] + 1, 0, lengths)[:steps]
     articles = load_training_articles(data_dir, squad_rest=cfg["squad_rest"])
