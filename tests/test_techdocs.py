@@ -28,7 +28,7 @@ def _check_offsets(text, questions):
 
 
 def test_an_option_paragraph_asks_for_the_option_and_for_what_it_does():
-    found = _by_kind(q for seed in range(20) for q in paragraph_questions(CUT_OPTIONS, "DESCRIPTION", "", "cut - remove", "cut", random.Random(seed)))
+    found = _by_kind(q for seed in range(20) for q in paragraph_questions(CUT_OPTIONS, "DESCRIPTION", "", "cut", random.Random(seed)))
     assert {q.answer_text for q in found["option"]} == {"-b", "--bytes=LIST"}
     assert {q.answer_text for q in found["option_desc"]} == {"select only these bytes"}
     # The question names the option, never copies the answer's words in the text's order only.
@@ -37,20 +37,20 @@ def test_an_option_paragraph_asks_for_the_option_and_for_what_it_does():
 
 
 def test_a_default_belongs_to_the_term_before_it():
-    qs = paragraph_questions(PG_PARAGRAPH, "20.4.1. Memory", "shared_buffers (integer)", "Resource Consumption", "", random.Random(0))
+    qs = paragraph_questions(PG_PARAGRAPH, "20.4.1. Memory", "shared_buffers (integer)", "", random.Random(0))
     defaults = [q for q in qs if q.kind == "default"]
     assert defaults and defaults[0].subject == "shared_buffers"
     assert defaults[0].answer_text == "128 megabytes (128MB)"
     assert "shared_buffers" in defaults[0].question
     _check_offsets(PG_PARAGRAPH, qs)
     inline = "--timeout=SECONDS\nwait this long for a reply (default: 10 seconds)"
-    qs = paragraph_questions(inline, "OPTIONS", "", "t", "tool", random.Random(1))
+    qs = paragraph_questions(inline, "OPTIONS", "", "tool", random.Random(1))
     assert [(q.subject, q.answer_text) for q in qs if q.kind == "default"] == [("--timeout", "10 seconds")]
     _check_offsets(inline, qs)
 
 
 def test_a_table_cell_is_asked_by_its_row_and_column():
-    qs = [q for seed in range(10) for q in paragraph_questions(TABLE, "", "", "Numeric Types", "", random.Random(seed)) if q.kind == "table"]
+    qs = [q for seed in range(10) for q in paragraph_questions(TABLE, "", "", "", random.Random(seed)) if q.kind == "table"]
     assert qs
     _check_offsets(TABLE, qs)
     for q in qs:
@@ -60,15 +60,15 @@ def test_a_table_cell_is_asked_by_its_row_and_column():
 
 
 def test_definitions_name_lines_and_faq():
-    qs = paragraph_questions("rsync - a fast, versatile, remote (and local) file-copying tool", "NAME", "", "rsync", "rsync", random.Random(0))
+    qs = paragraph_questions("rsync - a fast, versatile, remote (and local) file-copying tool", "NAME", "", "rsync", random.Random(0))
     assert [(q.kind, q.answer_text) for q in qs] == [("name", "a fast, versatile, remote (and local) file-copying tool")]
     text = "Zstandard is a fast lossless compression algorithm, which targets real-time scenarios. If the class found is a leaf."
-    qs = paragraph_questions(text, "", "", "", "", random.Random(0))
+    qs = paragraph_questions(text, "", "", "", random.Random(0))
     assert [(q.kind, q.answer_text) for q in qs] == [("definition", "a fast lossless compression algorithm")]
     faq = "Yes. But see below."
-    assert not paragraph_questions(faq, "FAQ > 3. Can I use it in a commercial product?", "", "", "", random.Random(0))
+    assert not paragraph_questions(faq, "FAQ > 3. Can I use it in a commercial product?", "", "", random.Random(0))
     ans = "Use the deflateBound() function to find the maximum size. More follows."
-    qs = paragraph_questions(ans, "FAQ > 4. How can I know how big the output will be?", "", "", "", random.Random(0))
+    qs = paragraph_questions(ans, "FAQ > 4. How can I know how big the output will be?", "", "", random.Random(0))
     assert [q.answer_text for q in qs if q.kind == "faq"] == ["Use the deflateBound() function to find the maximum size."]
 
 

@@ -61,7 +61,7 @@ def main(
     bucketed = ck.epoch_order(len(feats), 16, 0, 0, lengths)[:steps]
     settings = {"fp32": (None, plain, False), "bf16": (torch.bfloat16, plain, False),
                 "bf16+buckets": (torch.bfloat16, bucketed, False), "bf16+buckets+frozen embeddings": (torch.bfloat16, bucketed, True)}
-    windows_per_step = {name: statistics.mean(max(lengths[i] for i in rows) for rows in batches) for name, (_a, batches, _f) in settings.items()}
+    padded_length = {name: statistics.mean(max(lengths[i] for i in rows) for rows in batches) for name, (_a, batches, _f) in settings.items()}
     # One model and optimiser per setting; their steps interleave (step i of every setting, then
     # step i + 1), so a load that comes and goes on the shared machine slows each alike.
     runs = {}
@@ -85,7 +85,7 @@ def main(
               "load_average_after": round(os.getloadavg()[0], 2),
               "settings": {name: {"median_s_per_step": round(statistics.median(t), 3), "windows_per_s": round(16 * len(t) / sum(t), 2),
                                   "median_cpu_s_per_step": round(statistics.median(cpu[name]), 3),
-                                  "mean_padded_length": round(windows_per_step[name], 1)} for name, t in times.items()}}
+                                  "mean_padded_length": round(padded_length[name], 1)} for name, t in times.items()}}
     base_cpu = sum(cpu["fp32"]) / len(cpu["fp32"])
     for values in result["settings"].values():
         values["speedup_vs_fp32"] = round(values["windows_per_s"] / result["settings"]["fp32"]["windows_per_s"], 2)

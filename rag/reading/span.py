@@ -28,6 +28,7 @@ from rag.reading.answers import select_answers
 from rag.reading.base import Reader
 from rag.reading.qa_model import load_qa_model
 from rag.reading.span_bounds import clean_candidates
+from rag.reading.span_features import NAMES as FEATURE_NAMES
 from rag.reading.span_features import candidate_features
 from rag.types import AnswerSpan, ReaderOutput, RetrievedPassage
 
@@ -74,8 +75,8 @@ class Calibration:
 
     @property
     def feature_weights(self) -> tuple[float, ...]:
-        """Weights of ``span_features.NAMES``, in that order."""
-        return (self.w_near, self.w_copy, self.w_table, self.w_listing, self.w_code)
+        """Weights of ``span_features.NAMES``, in that order (field ``w_<name>``)."""
+        return tuple(getattr(self, f"w_{name}") for name in FEATURE_NAMES)
 
     @property
     def uses_features(self) -> bool:
@@ -249,12 +250,12 @@ def rank_candidates(candidates: Sequence[Sequence[SpanCandidate]], calibration: 
     if not flat:
         return []
     best = max(c.score for c in flat)
-    feats: list[list[tuple[float, ...]]] = [[() for _ in cands] for cands in candidates]
+    feats = None
     if calibration.uses_features:
         if len(contexts) != len(candidates):
             raise ValueError("a calibration with span features needs the question and each passage's text")
         feats = candidate_features(question, contexts, [[(c.start, c.end) for c in cands] for cands in candidates])
-    ranked = [(calibration.prob(c.margin, c.score - best, rank, feats[rank][i]), c)
+    ranked = [(calibration.prob(c.margin, c.score - best, rank, feats[rank][i] if feats else ()), c)
               for rank, cands in enumerate(candidates) for i, c in enumerate(cands)]
     ranked.sort(key=lambda pc: (-pc[0], -pc[1].score))
     return ranked

@@ -102,7 +102,7 @@ def document_questions(file: str, title: str, paragraphs: list[tuple[str, str, s
         if _paragraph_key(text) in excluded:
             dropped += 1
             continue
-        found += [(q, text) for q in paragraph_questions(text, section, previous, title, tool, rng)]
+        found += [(q, text) for q in paragraph_questions(text, section, previous, tool, rng)]
         previous = text
     rng.shuffle(found)
     per_kind: Counter = Counter()

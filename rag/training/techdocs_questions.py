@@ -193,7 +193,7 @@ def table_questions(text: str, rng: random.Random, limit: int = 4) -> Iterator[T
         yield TechQuestion(q, start, cell.strip(), "table", row_name)
 
 
-def definition_questions(text: str, title: str, rng: random.Random) -> Iterator[TechQuestion]:
+def definition_questions(text: str, rng: random.Random) -> Iterator[TechQuestion]:
     first_line = text.split("\n", 1)[0]
     m = NAME_LINE.match(first_line)
     if m and len(text) < 400:
@@ -227,11 +227,11 @@ def faq_questions(text: str, section: str, rng: random.Random) -> Iterator[TechQ
     yield TechQuestion(q, m.start(1), m.group(1), "faq", heading)
 
 
-def paragraph_questions(text: str, section: str, previous: str, title: str, tool: str, rng: random.Random) -> list[TechQuestion]:
+def paragraph_questions(text: str, section: str, previous: str, tool: str, rng: random.Random) -> list[TechQuestion]:
     """Every question the extractors find in one paragraph (checked: the answer is the span)."""
     out: list[TechQuestion] = []
     for gen in (option_questions(text, tool, rng), default_questions(text, section, previous, rng), table_questions(text, rng),
-                definition_questions(text, title, rng), faq_questions(text, section, rng)):
+                definition_questions(text, rng), faq_questions(text, section, rng)):
         for q in gen:
             if text[q.answer_start:q.answer_start + len(q.answer_text)] == q.answer_text and q.answer_text.strip() and len(q.question) < 300:
                 out.append(q)

@@ -219,7 +219,8 @@ def train_reader_command(
     squad_rest: bool = typer.Option(True, help="Use all of SQuAD v1.1 train (the 398-article rest too)."),
     heldout_fraction: float = typer.Option(0.04, help="Share of article groups held out for calibration."),
     calibration_limit: int = typer.Option(1500, help="Held-out questions (answerable, and unanswerable) used for calibration (0: all)."),
-    real_use_k: int = typer.Option(3, help="Passages per question in the real-use calibration (the service reads 3)."),
+    real_use_k: int = typer.Option(3, help="Passages per question in the real-use calibration (the service reads RAG_READER_TOP_K, 5 by default; "
+                                  "the shipped calibration read 3)."),
     unanswerable_share: float = typer.Option(0.5, min=0.0, max=1.0, help="The threshold maximises real-use F1 as if this share "
                                              "of questions had no answer (0.5: SQuAD 2.0's balance)."),
     techdocs: Path = typer.Option(Path(""), help="Technical-document questions (python -m rag.training.techdocs build); "
