@@ -110,6 +110,31 @@ def test_subject_swaps_ask_about_what_the_paragraph_lacks(tmp_path):
     assert all(len(a) == 3 for a in held)
 
 
+def test_heldout_documents_are_asked_in_wordings_no_training_question_uses(tmp_path):
+    qs = [q for seed in range(40) for q in paragraph_questions(CUT_OPTIONS, "DESCRIPTION", "", "cut", random.Random(seed))]
+    qs += [q for seed in range(40) for q in paragraph_questions(PG_PARAGRAPH, "20.4.1. Memory", "shared_buffers (integer)", "",
+                                                                 random.Random(seed))]
+    assert qs and all(q.question_unseen for q in qs)
+    # Template shapes: the question with its subject (and answer-side slots) blanked out.
+    def shape(q, text):
+        return text.replace(q.subject, "S").lower()
+    seen = {shape(q, q.question) for q in qs}
+    assert not seen & {shape(q, q.question_unseen) for q in qs}
+    rows = [{"question": "What is the default shared_buffers?", "question_unseen": "What does shared_buffers default to?",
+             "context": "shared_buffers: the default is 128MB.", "answer_start": 29, "answer_text": "128MB", "kind": "default",
+             "subject": "shared_buffers"}]
+    swaps = subject_swaps(rows, {"default": ["shared_buffers", "work_mem"]}, random.Random(0), share=1.0)
+    assert swaps[0]["question_unseen"] == "What does work_mem default to?"
+    path = tmp_path / "q.jsonl"
+    path.write_text("".join(json.dumps({"file": f"man/d{d}.txt", "package": "p", "title": "t", "rows": rows + swaps}) + "\n"
+                            for d in range(20)))
+    articles, negatives = load_techdocs(path, unseen=lambda g: g.endswith(("d3.txt", "d7.txt")))
+    asked = {a[0].group: a[0].question for a in articles}
+    assert asked["tech/man/d3.txt"] == "What does shared_buffers default to?"
+    assert asked["tech/man/d4.txt"] == "What is the default shared_buffers?"
+    assert {n.question for n in negatives if n.group == "tech/man/d7.txt"} == {"What does work_mem default to?"}
+
+
 def test_length_buckets_keep_every_window_once_and_replay():
     lengths = [random.Random(i).randint(20, 256) for i in range(400)]
     batches = epoch_order(400, 8, 3, 0, lengths)

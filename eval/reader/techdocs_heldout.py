@@ -20,7 +20,7 @@ from rag.reading.qa_model import load_qa_model
 from rag.reading.span import Calibration
 from rag.text_metrics import best_over_golds
 from rag.training import evaluation as te
-from rag.training.data import split_heldout
+from rag.training.data import is_heldout, split_heldout
 from rag.training.techdocs import load_techdocs
 
 
@@ -33,7 +33,7 @@ def main(
 ) -> None:
     from transformers import AutoTokenizer
 
-    articles, swaps = load_techdocs(questions)
+    articles, swaps = load_techdocs(questions, unseen=lambda g: is_heldout(g, heldout_fraction, seed))
     _train, held = split_heldout(articles, heldout_fraction, seed)
     groups = {ex.group for art in held for ex in art}
     positives = [ex for art in held for ex in art]

@@ -157,12 +157,17 @@ def _bucket(key: str, seed: int) -> float:
     return (zlib.crc32(f"{seed}:{key}".encode()) % 100_000) / 100_000
 
 
+def is_heldout(group: str, fraction: float, seed: int) -> bool:
+    """Whether ``split_heldout`` puts this group in the held-out share."""
+    return _bucket(group, seed) < fraction
+
+
 def split_heldout(articles: Sequence[list[QAExample]], fraction: float, seed: int):
     """(train, held-out) article lists, split by group hash so no paragraph is in both."""
     train, held = [], []
     for art in articles:
-        tr = [ex for ex in art if _bucket(ex.group, seed) >= fraction]
-        he = [ex for ex in art if _bucket(ex.group, seed) < fraction]
+        tr = [ex for ex in art if not is_heldout(ex.group, fraction, seed)]
+        he = [ex for ex in art if is_heldout(ex.group, fraction, seed)]
         if tr:
             train.append(tr)
         if he:

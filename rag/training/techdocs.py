@@ -23,6 +23,7 @@ import random
 import re
 import signal
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -111,8 +112,8 @@ def document_questions(file: str, title: str, paragraphs: list[tuple[str, str, s
         if len(kept) < PER_DOCUMENT and per_kind[q.kind] < PER_KIND.get(q.kind, 3):
             per_kind[q.kind] += 1
             kept.append((q, text))
-    rows = [{"question": q.question, "context": text, "answer_start": q.answer_start, "answer_text": q.answer_text,
-             "kind": q.kind, "subject": q.subject} for q, text in kept]
+    rows = [{"question": q.question, "question_unseen": q.question_unseen, "context": text, "answer_start": q.answer_start,
+             "answer_text": q.answer_text, "kind": q.kind, "subject": q.subject} for q, text in kept]
     return rows, dropped
 
 
@@ -129,7 +130,10 @@ def subject_swaps(rows: list[dict], pools: dict[str, list[str]], rng: random.Ran
             other = rng.choice(pool) if pool else ""
             if other and other != subject and other.lower() not in context and not (set(normalize_answer(other).split()) <= set(context.split())):
                 question = row["question"].replace(subject, other, 1)
-                out.append({**row, "question": question, "answer_start": -1, "answer_text": "", "kind": f"swap_{row['kind']}"})
+                unseen = row.get("question_unseen", "")
+                unseen = unseen.replace(subject, other, 1) if subject in unseen else ""
+                out.append({**row, "question": question, "question_unseen": unseen, "answer_start": -1, "answer_text": "",
+                            "kind": f"swap_{row['kind']}"})
                 break
     return out
 
@@ -174,21 +178,26 @@ def build(
                       "by_format": by_format, "kinds": kinds, "packages": len({d["package"] for d in docs})}))
 
 
-def load_techdocs(path: Path) -> tuple[list[list[QAExample]], list[QAExample]]:
-    """(articles of answerable questions, one per document; their unanswerable twins)."""
+def load_techdocs(path: Path, unseen: Callable[[str], bool] | None = None) -> tuple[list[list[QAExample]], list[QAExample]]:
+    """(articles of answerable questions, one per document; their unanswerable twins).
+
+    Documents whose group ``unseen`` accepts (the held-out ones) are asked in their unseen
+    wordings (``question_unseen``, from templates no training question uses), where they have one."""
     articles: list[list[QAExample]] = []
     negatives: list[QAExample] = []
     for line in Path(path).read_text().splitlines():
         doc = json.loads(line)
         group = f"tech/{doc['file']}"
+        reworded = unseen is not None and unseen(group)
         article = []
         for i, row in enumerate(doc["rows"]):
             qid = f"tech-{doc['file']}-{i}"
+            question = (reworded and row.get("question_unseen")) or row["question"]
             if row["answer_start"] >= 0:
-                article.append(QAExample(qid, row["question"], row["context"], row["answer_start"], row["answer_text"],
+                article.append(QAExample(qid, question, row["context"], row["answer_start"], row["answer_text"],
                                          [row["answer_text"]], group, "techdocs", row["kind"]))
             else:
-                negatives.append(QAExample(qid, row["question"], row["context"], -1, "", [], group, "techdocs", row["kind"]))
+                negatives.append(QAExample(qid, question, row["context"], -1, "", [], group, "techdocs", row["kind"]))
         if article:
             articles.append(article)
     return articles, negatives

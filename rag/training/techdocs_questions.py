@@ -13,7 +13,11 @@ yields ``TechQuestion``s whose answer is a short span of that paragraph's text:
 * ``faq``: a question heading or item and the first sentence that answers it.
 
 Wordings are drawn from several templates per kind, rarely in the text's own word order, and
-now and then terse ("default port for X?"), as users type them.
+now and then terse ("default port for X?"), as users type them.  Every question also gets a
+second wording, ``question_unseen``, from templates no training question uses: documents held
+out for calibration are asked in those, so the threshold is fitted on wordings the reader has
+not learnt (the first technical run, calibrated on its training templates, fitted a threshold
+that real users' wordings fell under: 37 eval/realdocs abstentions against 22, eval/RESULTS.md).
 """
 from __future__ import annotations
 
@@ -58,6 +62,7 @@ class TechQuestion:
     answer_text: str
     kind: str  # option | option_desc | default | table | definition | name | faq
     subject: str = ""  # the option, parameter, row or term the question is about (hard negatives swap it)
+    question_unseen: str = ""  # the same question in a wording no training question uses
 
 
 def clause(text: str, max_words: int = 14) -> str:
@@ -91,12 +96,14 @@ def _looks_verbal(phrase: str) -> bool:
         and not first.endswith(("ed", "ly", "ing"))
 
 
-def _pick(rng: random.Random, templates: list[str], **slots: str) -> str:
-    q = rng.choice(templates).format(**slots)
-    q = re.sub(r"\s+", " ", q).strip()
-    if rng.random() < 0.15:
-        q = q[0].lower() + q[1:]  # users do not always capitalise
-    return q
+def _pick(rng: random.Random, templates: list[str], unseen: list[str], **slots: str) -> tuple[str, str]:
+    """(a wording from ``templates``, one from ``unseen``: the held-out documents' wordings)."""
+    lower = rng.random() < 0.15  # users do not always capitalise
+    out = []
+    for choices in (templates, unseen):
+        q = re.sub(r"\s+", " ", rng.choice(choices).format(**slots)).strip()
+        out.append(q[0].lower() + q[1:] if lower else q)
+    return out[0], out[1]
 
 
 def _tool_phrase(tool: str, rng: random.Random) -> str:
@@ -121,16 +128,21 @@ def option_questions(text: str, tool: str, rng: random.Random) -> Iterator[TechQ
         tp = _tool_phrase(tool, rng)
         if first and len(first.split()) >= 2 and _looks_verbal(first):
             plain = first[0].lower() + first[1:]
-            q = _pick(rng, ["Which option{tp} {verbs}?", "What flag{tp} {verbs}?", "How do I {plain}{tp}?",
+            q, unseen = _pick(rng, ["Which option{tp} {verbs}?", "What flag{tp} {verbs}?", "How do I {plain}{tp}?",
                             "Which command-line switch {verbs}?", "what option do I use to {plain}", "Option to {plain}{tp}?",
-                            "To {plain}, which option should be given{tp}?"], tp=tp, verbs=third_person(plain), plain=plain)
-            yield TechQuestion(q, ans_start, answer, "option", answer)
+                            "To {plain}, which option should be given{tp}?"],
+                          ["Is there a switch{tp} to {plain}?", "I want to {plain}{tp}. What option do I need?",
+                           "Which argument {verbs}?", "How can I {plain}{tp}?", "Which parameter{tp} {verbs}?",
+                           "what's the flag to {plain}"], tp=tp, verbs=third_person(plain), plain=plain)
+            yield TechQuestion(q, ans_start, answer, "option", answer, unseen)
         if first and len(first.split()) >= 2:
             d_start = text.index(first, desc_start)
             name = text[term_start + options[0].start(): term_start + options[0].end()].split("=")[0].split(" ")[0]
-            q = _pick(rng, ["What does {o} do{tp}?", "What is the {o} option for?", "What does the {o} flag{tp} do?",
-                            "Purpose of {o}{tp}?", "What happens when {o} is given{tp}?", "{o}: what does it do?"], o=name, tp=tp)
-            yield TechQuestion(q, d_start, first, "option_desc", name)
+            q, unseen = _pick(rng, ["What does {o} do{tp}?", "What is the {o} option for?", "What does the {o} flag{tp} do?",
+                                    "Purpose of {o}{tp}?", "What happens when {o} is given{tp}?", "{o}: what does it do?"],
+                              ["What is {o} used for{tp}?", "Explain the {o} option{tp}.", "What effect does {o} have?",
+                               "{o} means what?", "Tell me what {o} does{tp}."], o=name, tp=tp)
+            yield TechQuestion(q, d_start, first, "option_desc", name, unseen)
 
 
 def _subject_before(text: str, pos: int, section: str, previous: str) -> str:
@@ -163,10 +175,12 @@ def default_questions(text: str, section: str, previous: str, rng: random.Random
             subject = _subject_before(text, m.start(), section, previous)
             if not subject:
                 continue
-            q = _pick(rng, ["What is the default {s}?", "What is the default value of {s}?", "What is {s} set to by default?",
-                            "default {s}?", "If {s} is not given, what value is used?", "By default, what is {s}?",
-                            "What value does {s} take when unset?", "What's the default for {s}?"], s=subject)
-            yield TechQuestion(q, start, value, "default", subject)
+            q, unseen = _pick(rng, ["What is the default {s}?", "What is the default value of {s}?", "What is {s} set to by default?",
+                                    "default {s}?", "If {s} is not given, what value is used?", "By default, what is {s}?",
+                                    "What value does {s} take when unset?", "What's the default for {s}?"],
+                              ["What's {s} by default?", "Default setting of {s}?", "What does {s} default to?",
+                               "Unless changed, what is {s}?", "Which value is {s} given if I leave it out?"], s=subject)
+            yield TechQuestion(q, start, value, "default", subject, unseen)
 
 
 def table_questions(text: str, rng: random.Random, limit: int = 4) -> Iterator[TechQuestion]:
@@ -188,9 +202,11 @@ def table_questions(text: str, rng: random.Random, limit: int = 4) -> Iterator[T
             continue
         start = offset + sum(len(c) + 3 for c in cells[:col])
         assert text[start:start + len(cell)] == cell
-        q = _pick(rng, ["What is the {c} of {r}?", "What {c} does {r} have?", "{r}: {c}?", "For {r}, what is the {c}?",
-                        "Which {c} is listed for {r}?", "{c} of {r}?"], c=col_name.lower() if rng.random() < 0.5 else col_name, r=row_name)
-        yield TechQuestion(q, start, cell.strip(), "table", row_name)
+        q, unseen = _pick(rng, ["What is the {c} of {r}?", "What {c} does {r} have?", "{r}: {c}?", "For {r}, what is the {c}?",
+                                "Which {c} is listed for {r}?", "{c} of {r}?"],
+                          ["Tell me the {c} for {r}.", "{r} has which {c}?", "In the table, what {c} goes with {r}?",
+                           "What's listed as the {c} of {r}?"], c=col_name.lower() if rng.random() < 0.5 else col_name, r=row_name)
+        yield TechQuestion(q, start, cell.strip(), "table", row_name, unseen)
 
 
 def definition_questions(text: str, rng: random.Random) -> Iterator[TechQuestion]:
@@ -199,9 +215,11 @@ def definition_questions(text: str, rng: random.Random) -> Iterator[TechQuestion
     if m and len(text) < 400:
         tool = m.group("names").split(",")[0]
         value = m.group("value").strip()
-        q = _pick(rng, ["What does {t} do?", "What is {t} used for?", "What is the purpose of the {t} command?",
-                        "what is {t}", "Describe {t} briefly."], t=tool)
-        yield TechQuestion(q, m.start("value"), value, "name", tool)
+        q, unseen = _pick(rng, ["What does {t} do?", "What is {t} used for?", "What is the purpose of the {t} command?",
+                                "what is {t}", "Describe {t} briefly."],
+                          ["What is {t} for?", "Explain what {t} does.", "what does the {t} tool do",
+                           "Give a short description of {t}."], t=tool)
+        yield TechQuestion(q, m.start("value"), value, "name", tool, unseen)
         return
     for m in DEFINITION.finditer(text):
         subject = m.group("subject")
@@ -210,9 +228,10 @@ def definition_questions(text: str, rng: random.Random) -> Iterator[TechQuestion
         if len(value.split()) < 2 or len(value.split()) > 16 or set(words) & _BAD_SUBJECT or value.split()[-1].lower() in _DANGLING:
             continue
         s = re.sub(r"^(The|An?) ", "", subject)
-        q = _pick(rng, ["What is {s}?", "What {v} {s}?", "How is {s} described?", "{s} - what is it?", "What kind of thing is {s}?"],
-                  s=s, v=m.group("verb"))
-        yield TechQuestion(q, m.start("value"), value, "definition", s)
+        q, unseen = _pick(rng, ["What is {s}?", "What {v} {s}?", "How is {s} described?", "{s} - what is it?", "What kind of thing is {s}?"],
+                          ["Can you define {s}?", "Explain {s}.", "What exactly {v} {s}?", "What is meant by {s}?"],
+                          s=s, v=m.group("verb"))
+        yield TechQuestion(q, m.start("value"), value, "definition", s, unseen)
 
 
 def faq_questions(text: str, section: str, rng: random.Random) -> Iterator[TechQuestion]:
@@ -224,7 +243,9 @@ def faq_questions(text: str, section: str, rng: random.Random) -> Iterator[TechQ
     if not m or len(m.group(1).split()) > 30 or re.match(r"(Yes|No)\b", m.group(1)):
         return
     q = heading if rng.random() < 0.5 else re.sub(r"^(How (?:do|can) I|Can I|Is it possible to)\s+", "How to ", heading)
-    yield TechQuestion(q, m.start(1), m.group(1), "faq", heading)
+    # Unseen: typed as a search box gets it, lower case and without the question mark.
+    unseen = heading[0].lower() + heading[1:].rstrip("?").rstrip()
+    yield TechQuestion(q, m.start(1), m.group(1), "faq", heading, unseen)
 
 
 def paragraph_questions(text: str, section: str, previous: str, tool: str, rng: random.Random) -> list[TechQuestion]:

@@ -23,7 +23,16 @@ import typer
 
 from rag.reading.qa_model import load_qa_model
 from rag.reading.span import default_reader_path, encode_pairs
-from rag.training.data import QAExample, flatten, load_eval_squad, load_training_articles, make_negatives, split_heldout, subsample
+from rag.training.data import (
+    QAExample,
+    flatten,
+    is_heldout,
+    load_eval_squad,
+    load_training_articles,
+    make_negatives,
+    split_heldout,
+    subsample,
+)
 from rag.training.techdocs import load_techdocs
 
 PRESETS: dict[str, dict] = {
@@ -291,7 +300,8 @@ def train_reader_command(
     held_tech_negatives: list[QAExample] = []
     if cfg["techdocs"]:
         # Whole documents are held out (one group per document), with their subject-swap negatives.
-        tech_articles, tech_swaps = load_techdocs(Path(cfg["techdocs"]))
+        # Held-out documents are asked in wordings no training question uses (techdocs_questions).
+        tech_articles, tech_swaps = load_techdocs(Path(cfg["techdocs"]), unseen=lambda g: is_heldout(g, heldout_fraction, seed))
         tech_train, tech_held = split_heldout(tech_articles, heldout_fraction, seed)
         held_groups = {ex.group for art in tech_held for ex in art}
         tech_negatives = [n for n in tech_swaps if n.group not in held_groups]
