@@ -137,7 +137,7 @@ def test_completion_shape_and_citations_match_ask(client):
     for annotation in message["annotations"]:
         cite = annotation["url_citation"]
         assert message["content"][cite["start_index"] : cite["end_index"]] == "[1]"
-        assert cite["url"] == "http://127.0.0.1/documents/nato-indo-pacific-pivot#p1"
+        assert cite["url"] == "http://127.0.0.1/documents/nato-indo-pacific-pivot?p=1#p1"
     ask = client.post("/v1/ask", json={"question": QUESTION}).json()
     assert body["citations"] == [a["citation"] for a in ask["answers"]]
     assert body["rewritten_question"] == QUESTION and body["no_answer"] is None
@@ -258,5 +258,5 @@ def test_document_view_escapes_text(client):
 def test_public_url_sets_citation_links(client, fake_pipeline, monkeypatch):
     monkeypatch.setattr(fake_pipeline.settings, "public_url", "https://qa.example.org/")
     body = _chat(client, QUESTION).json()
-    assert body["choices"][0]["message"]["annotations"][0]["url_citation"]["url"] == "https://qa.example.org/documents/nato-indo-pacific-pivot#p1"
-    assert "<https://qa.example.org/documents/nato-indo-pacific-pivot#p1>" in body["choices"][0]["message"]["content"]
+    assert body["choices"][0]["message"]["annotations"][0]["url_citation"]["url"] == "https://qa.example.org/documents/nato-indo-pacific-pivot?p=1#p1"
+    assert "<https://qa.example.org/documents/nato-indo-pacific-pivot?p=1#p1>" in body["choices"][0]["message"]["content"]

@@ -42,7 +42,7 @@ def test_plain_completion_is_cited(client, base_url):
         cite = annotation.url_citation
         assert message.content[cite.start_index : cite.end_index] == "[1]"
         assert cite.title.startswith("NATO at 75")
-        assert cite.url == f"{base_url}/documents/nato-indo-pacific-pivot#p1"
+        assert cite.url == f"{base_url}/documents/nato-indo-pacific-pivot?p=1#p1"
     page = httpx.get(message.annotations[0].url_citation.url.split("#")[0])
     assert page.status_code == 200 and 'id="p1"' in page.text and "Lionel Ismay" in page.text
     extra = completion.model_extra

@@ -8,7 +8,8 @@ Both middlewares are plain ASGI (no buffering, no BaseHTTPMiddleware):
   than ``body_total_timeout_s`` (slow clients holding a connection; headers: server_options);
 * ``RateLimit`` counts requests to ``/v1/*`` per client address in a moving window (the
   ``limits`` library that slowapi wraps; in memory, so per process) and answers 429 with
-  ``Retry-After``.  Health probes, /metrics and the web page are never limited.  The client
+  ``Retry-After``.  Health probes, /metrics, / and its static files are never limited; the
+  document view (/documents/...) and /web/examples are.  The client
   address honours X-Forwarded-For only from ``RAG_TRUSTED_PROXIES`` (rag/api/budget.py),
   which also holds the per-client budget of work that the question routes charge.
 
@@ -38,7 +39,8 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict]]
 Send = Callable[[dict], Awaitable[None]]
 
-RATE_LIMITED_PREFIXES = ("/v1/",)
+# The document view and the examples read documents too (issue 20, item 5: neither was limited).
+RATE_LIMITED_PREFIXES = ("/v1/", "/documents/", "/web/")
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -7,8 +7,9 @@ follow-up rewriting, see ``rag.chat``), and the citations travel as ``message.an
 Errors use OpenAI's shape ``{"error": {"message", "type", "param", "code"}}`` and are 4xx for bad
 input: 400 for malformed messages (including text that is not Unicode: unpaired surrogates),
 413 ``context_length_exceeded`` for a history over ``RAG_MAX_CHAT_MESSAGES`` messages or
-``RAG_MAX_CHAT_CHARS`` characters (checked before the messages are validated or rewritten),
-429 when the client's work budget is spent (rag/api/budget.py).
+``RAG_MAX_CHAT_CHARS`` characters or more than 4 content parts per allowed message (checked
+before the messages are validated or rewritten; parsing runs in a worker thread, and a body is
+charged to the work budget by its size), 429 when the client's work budget is spent (rag/api/budget.py).
 """
 from __future__ import annotations
 
@@ -173,6 +174,16 @@ def _too_long(message: str) -> OpenAIError:
     return OpenAIError(413, message, param="messages", code="context_length_exceeded")
 
 
+# Content parts ({"type": "text", "text": ...}) over all messages: OpenAI clients send one or two
+# per message, so 4 per allowed message is room enough.  180,000 parts (2.34 MB, under the byte
+# bound below) cost 0.73 CPU-s of parsing on the event loop, /healthz worst 808 ms (issue 20).
+PARTS_PER_MESSAGE = 4
+# Parsing and validating a history costs ~0.3 CPU-s per MB (the 2.34 MB above), ~6 units of the
+# work budget (0.05 CPU-s each): a body is charged 1 unit per BODY_BYTES_PER_UNIT beyond the question.
+BODY_BYTES_PER_UNIT = 128 * 1024
+TYPE_KEYS_ELSEWHERE = 1024
+
+
 async def _parse(request: Request, settings) -> ChatCompletionRequest:
     raw = await request.body()
     # A character takes at most 12 bytes in JSON (an escaped surrogate pair), plus ~100 bytes of
@@ -181,6 +192,27 @@ async def _parse(request: Request, settings) -> ChatCompletionRequest:
     most = 12 * settings.max_chat_chars + 100 * settings.max_chat_messages + 64 * 1024
     if len(raw) > most:
         raise _too_long(f"the request body ({len(raw)} bytes) is longer than a chat history within RAG_MAX_CHAT_CHARS={settings.max_chat_chars} can be")
+    max_parts = PARTS_PER_MESSAGE * settings.max_chat_messages
+    # '"type"' cannot occur inside a JSON string (its quotes would be escaped): counting it bounds
+    # the parts before parsing (with room for other "type" keys: tool schemas, response_format);
+    # the exact count, and parts spelled with escapes, are checked after parsing.
+    if raw.count(b'"type"') > max_parts + TYPE_KEYS_ELSEWHERE:
+        raise _too_long(f"more than {max_parts} content parts ({PARTS_PER_MESSAGE} per message of RAG_MAX_CHAT_MESSAGES)")
+    _charge(request, len(raw) // BODY_BYTES_PER_UNIT)  # the question itself is charged once the model is known
+    # Parsing and validation are CPU work: in a worker thread, never on the event loop.
+    return await run_in_threadpool(_validated, raw, settings, max_parts)
+
+
+def _charge(request: Request, units: int) -> None:
+    if units <= 0:
+        return
+    try:
+        charge(request, units)
+    except HTTPException as exc:
+        raise OpenAIError(exc.status_code, str(exc.detail), "rate_limit_exceeded", code="rate_limit_exceeded", headers=exc.headers) from exc
+
+
+def _validated(raw: bytes, settings, max_parts: int) -> ChatCompletionRequest:
     try:
         data = json.loads(raw or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -190,6 +222,10 @@ async def _parse(request: Request, settings) -> ChatCompletionRequest:
     messages = data.get("messages") if isinstance(data, dict) else None
     if isinstance(messages, list) and len(messages) > settings.max_chat_messages:
         raise _too_long(f"{len(messages)} messages, more than {settings.max_chat_messages} (RAG_MAX_CHAT_MESSAGES): start a new conversation")
+    if isinstance(messages, list):
+        parts = sum(len(m["content"]) for m in messages if isinstance(m, dict) and isinstance(m.get("content"), list))
+        if parts > max_parts:
+            raise _too_long(f"{parts} content parts, more than {max_parts} ({PARTS_PER_MESSAGE} per message of RAG_MAX_CHAT_MESSAGES)")
     try:
         return ChatCompletionRequest.model_validate(data)
     except ValidationError as exc:
@@ -241,7 +277,9 @@ def _paragraph_url(request: Request, pipeline: Pipeline):
     base = public_base_url(request, pipeline)
 
     def url(citation: Citation) -> str:
-        return f"{base}/documents/{quote(citation.document_id, safe='')}#p{citation.paragraph_index}"
+        # ?p= picks the page of a long document that holds the paragraph (the view is paginated);
+        # the fragment scrolls to it.
+        return f"{base}/documents/{quote(citation.document_id, safe='')}?p={citation.paragraph_index}#p{citation.paragraph_index}"
 
     return url
 
@@ -277,10 +315,7 @@ async def chat_completions(request: Request, pipeline: PipelineDep):
         body = await _parse(request, pipeline.settings)
         if body.model not in model_ids(pipeline):
             raise _unknown_model(body.model, pipeline)
-        try:
-            charge(request, question_cost(pipeline.settings))
-        except HTTPException as exc:
-            raise OpenAIError(exc.status_code, str(exc.detail), "rate_limit_exceeded", code="rate_limit_exceeded", headers=exc.headers) from exc
+        _charge(request, question_cost(pipeline.settings))
         answer, turns = await run_in_threadpool(_answer, pipeline, body, request)
     except OpenAIError as exc:
         return exc.response()

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import html
 import re
+import threading
 from pathlib import Path
+from urllib.parse import quote as url_quote
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
+from rag.api import document_pages
 from rag.api.deps import PipelineDep
 from rag.api.web_examples import MAX_EXAMPLES, example_questions
 from rag.errors import DocumentNotFound, NotReady
@@ -35,6 +38,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 _SPAN = re.compile(r"^(\d{1,9})-(\d{1,9})$")
+_examples_lock = threading.Lock()
 
 
 # HEAD too: link checkers and uptime probes send HEAD / (GET-only routes answer it with 405).
@@ -51,16 +55,28 @@ def static(name: str):
 
 
 @router.get("/web/examples")
-def examples(pipeline: PipelineDep) -> dict:
-    """Example questions for the page, from the headings and opening sentences of the largest documents."""
+def examples(request: Request, pipeline: PipelineDep) -> dict:
+    """Example questions for the page, from the headings and opening sentences of the largest
+    documents; computed once per index version (every load of / fetches them: with four 20 MB
+    documents each load cost 11 CPU-s, issue 20)."""
     try:
         index = pipeline.index
     except NotReady:
         return {"examples": []}
-    # The largest documents only: the examples come from them, and no request reads the corpus.
-    sizes = index.largest_documents(4 * MAX_EXAMPLES)
-    paragraphs = [p for doc_id in sizes for p in index.paragraphs_of(doc_id)]
-    return {"examples": example_questions(sizes, paragraphs)}
+    state = request.app.state
+    cached = getattr(state, "web_examples", None)
+    if cached is not None and cached[0] == index.version:
+        return {"examples": cached[1]}
+    with _examples_lock:  # one computation per version, however many pages load at once
+        cached = getattr(state, "web_examples", None)
+        if cached is not None and cached[0] == index.version:
+            return {"examples": cached[1]}
+        # The largest documents only: the examples come from them, and no request reads the corpus.
+        sizes = index.largest_documents(4 * MAX_EXAMPLES)
+        paragraphs = [p for doc_id in sizes for p in index.paragraphs_of(doc_id)]
+        found = example_questions(sizes, paragraphs)
+        state.web_examples = (index.version, found)
+    return {"examples": found}
 
 
 def _span(value: str | None, length: int) -> tuple[int, int] | None:
@@ -97,21 +113,32 @@ def _paragraph_item(p: Paragraph, marks: str | None) -> str:
 
 
 @router.get("/documents/{document_id}", response_class=HTMLResponse)
-def document_page(document_id: str, pipeline: PipelineDep, p: int | None = None, quote: str | None = None,
-                  answer: str | None = None) -> HTMLResponse:
+def document_page(document_id: str, request: Request, pipeline: PipelineDep, p: int | None = Query(None, ge=0),
+                  quote: str | None = None, answer: str | None = None, start: int | None = Query(None, ge=0),
+                  limit: int = Query(document_pages.DEFAULT_PARAGRAPHS, ge=1, le=document_pages.MAX_PARAGRAPHS)) -> HTMLResponse:
+    """A page of the document's paragraphs (rendered in this worker thread, never on the event
+    loop): the one holding paragraph ``p`` when no ``start`` is given, with links to the pages
+    before and after (a 20 MB document was 23 MB of HTML, 2.4 CPU-s per view)."""
+    if start is None:
+        start = (p // limit) * limit if p is not None else 0
     try:
-        document, _, paragraphs = pipeline.document_detail(document_id)  # one snapshot
+        page = document_pages.read_page(request, pipeline, document_id, start, limit)
     except (DocumentNotFound, NotReady) as exc:
         body = f"<h1>Not found</h1><p>{html.escape(str(exc))}</p><p><a href=\"/\">Back to the workspace</a></p>"
         return HTMLResponse(_page("Not found", body), status_code=404, headers=SECURITY_HEADERS)
+    document = page.loaded.document
     e = html.escape
     title = document.title or document.document_id
     meta = " · ".join(e(x) for x in (document.author, document.publisher) if x)
     source = ""
     if document.source_url.startswith(("http://", "https://")):
         source = f' · <a href="{e(document.source_url)}" rel="noopener noreferrer">original source</a>'
-    parts, section = [], ""
-    for x in paragraphs:
+    # The section in force at the page's first paragraph is named even when it began earlier.
+    section = page.loaded.paragraphs[page.start - 1].section if 0 < page.start <= page.count else ""
+    parts = []
+    if section and page.paragraphs and page.paragraphs[0].section == section:
+        parts.append(f'</ol><h2 class="section">{e(section.split(" > ")[-1])}</h2><ol class="paragraphs" start="{page.start}">')
+    for x in page.paragraphs:
         if x.section and x.section != section:
             # Close the list, name the section once, and continue the numbering after it.
             parts.append(f'</ol><h2 class="section">{e(x.section.split(" > ")[-1])}</h2>'
@@ -121,12 +148,27 @@ def document_page(document_id: str, pipeline: PipelineDep, p: int | None = None,
         if p == x.paragraph_index and (quote or answer):
             marks = _marked(x.text, _span(quote, len(x.text)), _span(answer, len(x.text)))
         parts.append(_paragraph_item(x, marks))
+    nav = _page_links(document_id, page, limit)
     body = (
         f'<p><a href="/">← Back to the workspace</a></p><h1>{e(title)}</h1>'
         f'<p class="doc-meta">{meta + " · " if meta else ""}id <code>{e(document.document_id)}</code>{source}</p>'
-        f'<ol class="paragraphs" start="0">{"".join(parts)}</ol>'
+        f'{nav}<ol class="paragraphs" start="{page.start}">{"".join(parts)}</ol>{nav}'
     )
-    return HTMLResponse(_page(title, body), headers=SECURITY_HEADERS)
+    return HTMLResponse(_page(title, body).encode(), headers=SECURITY_HEADERS)
+
+
+def _page_links(document_id: str, page: document_pages.Page, limit: int) -> str:
+    """Links to the previous and next pages; nothing for a document of one page."""
+    if page.start == 0 and page.next_start is None:
+        return ""
+    path = f"/documents/{url_quote(document_id, safe='')}"
+    links = []
+    if page.start > 0:
+        links.append(f'<a rel="prev" href="{path}?start={max(0, page.start - limit)}&amp;limit={limit}">← earlier paragraphs</a>')
+    links.append(f"paragraphs {page.start}–{max(page.start, page.end - 1)} of {page.count}")
+    if page.next_start is not None:
+        links.append(f'<a rel="next" href="{path}?start={page.next_start}&amp;limit={limit}">later paragraphs →</a>')
+    return f'<nav class="doc-pages">{" · ".join(links)}</nav>'
 
 
 def _page(title: str, body: str) -> str:

@@ -196,8 +196,17 @@ class BlockModel(BaseModel):
 
 
 class DocumentDetail(DocumentInfo):
-    text: str = Field(description="Canonical text: what a reader sees (markup removed, hard wraps joined); every offset refers to it.")
-    blocks: list[BlockModel] = Field(default_factory=list, description="Typed blocks in reading order.")
+    """One page of a document: paragraphs ``[start, next_start)`` and the text they cover."""
+
+    paragraph_count: int = Field(description="Paragraphs in the whole document.")
+    start: int = Field(description="Index of the page's first paragraph.")
+    next_start: int | None = Field(None, description="More paragraphs follow: pass this as `start` for the next page.")
+    next: str | None = Field(None, description="The next page's path (relative), or null on the last page.")
+    text_start: int = Field(description="Offset of `text` in the document's canonical text (0 on the first page).")
+    text_end: int = Field(description="End of `text` in the canonical text; consecutive pages tile the text exactly.")
+    text: str = Field(description="Canonical text from text_start to text_end: what a reader sees (markup removed, hard wraps joined); "
+                      "every offset refers to the whole document's text. A document of one page has its whole text here.")
+    blocks: list[BlockModel] = Field(default_factory=list, description="Typed blocks in reading order that overlap this page's text.")
     paragraphs: list[ParagraphModel]
 
 
