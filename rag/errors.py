@@ -49,3 +49,17 @@ class DocumentConflict(RagError):
 
 class PayloadTooLarge(RagError):
     """Too many bytes or too many documents in one request: HTTP 413."""
+
+
+class StorageFull(RagError):
+    """The index cannot be written: the disk (or a quota) is full.  Nothing of the write was
+    committed and the previous version is still served: HTTP 503 with Retry-After."""
+
+
+class IndexDamaged(IndexIncompatible):
+    """A derived file of the index (a vector segment's file) is unreadable and could not be
+    rebuilt from store.sqlite; the message names the file, ``segment`` the segment it is in."""
+
+    def __init__(self, message: str, segment: str = "", path: str = ""):
+        super().__init__(message)
+        self.segment, self.path = segment, path

@@ -92,7 +92,7 @@ class Pipeline:
             current = self._index
             if current is not None and seen is not None and current.version >= seen:
                 return current
-            index = load_index(self.settings, self.encoder.name, previous=current)
+            index = load_index(self.settings, self.encoder.name, previous=current, encoder=self.encoder)
             if current is None or index.version >= current.version:
                 self._index = index
                 return index

@@ -25,9 +25,11 @@ import numpy as np
 from rag import __version__
 from rag.chunking import make_passages, split_paragraphs
 from rag.embedding import Encoder
+from rag.errors import StorageFull
 from rag.settings import Settings
 from rag.store import database as db
 from rag.store import lexical
+from rag.store.files import is_disk_full
 from rag.store.corpus_index import FORMAT_VERSION, CorpusIndex, StoredDocument, database_path, legacy_format
 from rag.store.legacy import legacy_documents, remove_legacy, upgrade_format3
 from rag.store.maintenance import LOCK_FILE, remove_orphans, writer_lock  # noqa: F401  (re-exported)
@@ -59,6 +61,37 @@ class _New:
     generation: int
     paragraphs: list[Paragraph]
     passages: list[Passage]
+    vectors: np.ndarray | None = None  # one row per passage, once embedded
+
+
+def _numbered(item: _New, generation: int, first_id: int) -> _New:
+    """``item`` as the commit's generation ``generation`` with passage ids from ``first_id``."""
+    passages = [replace(p, passage_id=first_id + i) for i, p in enumerate(item.passages)]
+    return _New(item.stored, generation, item.paragraphs, passages, item.vectors)
+
+
+def _stored_versions(index_dir: Path, ids: list[str], reusable) -> dict[str, tuple[str, str]]:
+    """(origin, content hash) of the live documents with these ids, read without the writer
+    lock (a guess: the writer checks again under the lock); empty when the stored vectors
+    cannot be reused (no index, an old format, another model or chunking: all re-embedded)."""
+    path = database_path(index_dir)
+    if not ids or not path.exists() or legacy_format(index_dir):
+        return {}
+    conn = db.connect(path)
+    try:
+        meta = db.get_meta(conn)
+        if not meta or not reusable(meta):
+            return {}
+        found = {}
+        for doc_id in set(ids):
+            row = conn.execute("SELECT origin, content_hash FROM documents WHERE removed IS NULL AND document_id = ?", (doc_id,)).fetchone()
+            if row is not None:
+                found[doc_id] = (row[0], row[1])
+        return found
+    except sqlite3.Error:
+        return {}
+    finally:
+        conn.close()
 
 
 class IndexBuilder:
@@ -87,29 +120,49 @@ class IndexBuilder:
         index_dir = Path(index_dir)
         upserts = list(upserts)
         report = IndexReport()
+        # Chunk and embed before taking the writer lock (issue 20, item 8: a 512 KB upload held
+        # it for 43.7 s and a one-line upload behind it waited 38.6 s); in the lock, work is
+        # proportional to the commit: one segment of ready vectors, one transaction, BM25.
+        prepared = self._prepare(index_dir, upserts, origin)
         with writer_lock(index_dir):
             carried: list[StoredDocument] = []
             if legacy_format(index_dir):
                 carried = legacy_documents(index_dir)
                 log.warning("upgrading the index at %s from format 2: re-embedding its %d documents once", index_dir, len(carried))
-            conn = db.create(database_path(index_dir))
+            conn = None
             try:
-                remove_orphans(index_dir, conn, self.settings)
-                upgrade_format3(conn)
-                meta = db.get_meta(conn)
-                rebuild = bool(meta) and not self._reusable(meta)
-                if rebuild:
-                    log.warning("model or chunking changed since the last build: re-embedding every document")
-                    carried = [s for _, s in _live_documents(conn, with_rows=True)]
-                version = self._write(index_dir, conn, meta, rebuild, carried, upserts, list(deletes), origin, sync_roots, report)
-                # SQLite has committed; BM25 follows before the lock is released (a kill in
-                # between is replayed by the next sync: rag/store/lexical.py).
-                lexical.sync(index_dir, conn)
+                try:
+                    conn = db.create(database_path(index_dir))
+                    remove_orphans(index_dir, conn, self.settings)
+                    upgrade_format3(conn)
+                    meta = db.get_meta(conn)
+                    rebuild = bool(meta) and not self._reusable(meta)
+                    if rebuild:
+                        log.warning("model or chunking changed since the last build: re-embedding every document")
+                        carried = [s for _, s in _live_documents(conn, with_rows=True)]
+                    version = self._write(index_dir, conn, meta, rebuild, carried, upserts, list(deletes), origin, sync_roots,
+                                          report, prepared)
+                except Exception as exc:
+                    if is_disk_full(exc, index_dir):  # rolled back: nothing of this write is committed
+                        log.error("disk full while writing the index at %s: %s", index_dir, exc)
+                        raise StorageFull("the index cannot be written: the disk is full; nothing was changed and the "
+                                          "previous version is still served, retry later") from exc
+                    raise
+                # SQLite has committed: the write is done.  BM25 is derived from it and follows
+                # before the lock is released; when it cannot (a full disk: tantivy's files are
+                # written after SQLite's), reads serve its last commit, and the next write or
+                # the service's retry replays what it missed (rag/store/lexical.py).
+                try:
+                    lexical.sync(index_dir, conn)
+                except Exception as exc:  # noqa: BLE001 - derived data; never fails a committed write
+                    log.warning("BM25 of the index at %s is behind version %d (%s): searches use its last commit until it catches up",
+                                index_dir, version, exc)
                 if carried:
                     remove_legacy(index_dir)
             finally:
-                conn.close()
-            index = CorpusIndex.load(index_dir, settings=self.settings, previous=previous)
+                if conn is not None:
+                    conn.close()
+            index = CorpusIndex.load(index_dir, settings=self.settings, previous=previous, repair_with=self.encoder)
         report.version = str(version)
         report.documents = len(index.documents)
         report.passages = len(index)
@@ -120,8 +173,22 @@ class IndexBuilder:
         return meta.get("embedding_model") == self.encoder.name and meta.get("chunking") == self.chunking_params() \
             and meta.get("format_version") == FORMAT_VERSION
 
+    def _prepare(self, index_dir: Path, upserts: list[Document], origin: str) -> dict[str, _New | None]:
+        """Chunks and vectors, by document id, of the upserts that differ from what is stored now
+        (None: no indexable text); made without the writer lock, numbered when committed."""
+        stored = _stored_versions(index_dir, [d.document_id for d in upserts], self._reusable)
+        todo = [d for d in upserts if stored.get(d.document_id) != (origin, d.content_hash)]
+        prepared = {d.document_id: self._chunk(StoredDocument(d, origin), 0, 0) for d in todo}
+        items = [item for item in prepared.values() if item is not None]
+        vectors = self._embed([p for item in items for p in item.passages])
+        start = 0
+        for item in items:
+            item.vectors, start = vectors[start : start + len(item.passages)], start + len(item.passages)
+        return prepared
+
     def _write(self, index_dir: Path, conn: sqlite3.Connection, meta: dict, rebuild: bool, carried: list[StoredDocument],
-               upserts: list[Document], deletes: list[str], origin: str, sync_roots, report: IndexReport) -> int:
+               upserts: list[Document], deletes: list[str], origin: str, sync_roots, report: IndexReport,
+               prepared: dict[str, _New | None]) -> int:
         live = {} if rebuild else dict(_live_documents(conn, ids=None if sync_roots is not None else
                                                        [d.document_id for d in upserts] + deletes))
         wanted: dict[str, StoredDocument] = {s.document.document_id: s for s in carried}
@@ -158,14 +225,29 @@ class IndexBuilder:
         next_passage = int(meta.get("next_passage_id", 0))
         new: list[_New] = []
         for stored in sorted(todo, key=lambda s: s.document.document_id):
-            item = self._chunk(stored, next_generation, next_passage, report)
+            doc_id = stored.document.document_id
+            item = prepared.get(doc_id)
+            ready = doc_id in prepared and (item is None or (item.stored.origin == stored.origin and
+                                                            item.stored.document.content_hash == stored.document.content_hash))
+            if not ready:
+                # Prepared as unchanged but another writer changed it meanwhile, or a document
+                # carried by a rebuild or an upgrade: chunked here, embedded below.
+                item = self._chunk(stored, 0, 0)
             if item is None:
+                log.warning("document %s has no indexable text; skipped", doc_id)
+                report.skipped.append((doc_id, "no indexable text"))
                 continue
-            new.append(item)
+            new.append(_numbered(item, next_generation, next_passage))
             next_generation += 1
             next_passage += len(item.passages)
+        late = [item for item in new if item.vectors is None]
+        vectors = self._embed([p for item in late for p in item.passages])
+        start = 0
+        for item in late:
+            item.vectors, start = vectors[start : start + len(item.passages)], start + len(item.passages)
         passages = [p for item in new for p in item.passages]
-        vectors = self._embed(passages, report)
+        report.embedded_passages = len(passages)
+        vectors = np.concatenate([item.vectors for item in new]) if new else np.zeros((0, self.encoder.dimension), dtype=np.float32)
         segment_dir = build_segment(index_dir, np.array([p.passage_id for p in passages], dtype=np.int64), vectors, self.settings) \
             if passages else None
         old_segments = [r[0] for r in conn.execute("SELECT name FROM segments")] if rebuild else []
@@ -185,7 +267,7 @@ class IndexBuilder:
                     db.insert_paragraphs(conn, item.generation, item.paragraphs)
                 if segment_dir is not None:
                     name = publish(segment_dir)
-                    segment_dir = None
+                    segment_dir = segment_dir.parent / name  # removed below if this transaction rolls back
                     by_generation = {item.generation: item for item in new}
                     for generation, item in by_generation.items():
                         db.insert_passages(conn, generation, name, version, item.passages)
@@ -200,14 +282,14 @@ class IndexBuilder:
                             next_generation=next_generation, next_passage_id=next_passage,
                             live_documents=live_docs, live_passages=live_passages)
         except BaseException:
-            if segment_dir is not None:
+            if segment_dir is not None:  # built (or published) for a commit that did not happen
                 shutil.rmtree(segment_dir, ignore_errors=True)
             raise
         for name in old_segments:
             remove_segment(index_dir, name, self.settings)
         return version
 
-    def _chunk(self, stored: StoredDocument, generation: int, first_id: int, report: IndexReport) -> _New | None:
+    def _chunk(self, stored: StoredDocument, generation: int, first_id: int) -> _New | None:
         document = stored.document
         paragraphs = split_paragraphs(document, self.settings.max_passage_words)
         if not document.title:
@@ -216,13 +298,10 @@ class IndexBuilder:
         passages = make_passages(paragraphs, self.settings.max_passage_words, self.settings.window_overlap_sentences,
                                  first_passage_id=first_id, title=stored.document.title)
         if not passages:
-            log.warning("document %s has no indexable text; skipped", document.document_id)
-            report.skipped.append((document.document_id, "no indexable text"))
             return None
         return _New(stored, generation, paragraphs, passages)
 
-    def _embed(self, passages: list[Passage], report: IndexReport) -> np.ndarray:
-        report.embedded_passages = len(passages)
+    def _embed(self, passages: list[Passage]) -> np.ndarray:
         if not passages:
             return np.zeros((0, self.encoder.dimension), dtype=np.float32)
         return np.asarray(self.encoder.encode([_dense_text(p) for p in passages], batch_size=self.settings.embedding_batch_size),

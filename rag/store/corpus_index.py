@@ -17,22 +17,26 @@ here holds the corpus text in memory.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rag import __version__
-from rag.errors import IndexIncompatible, IndexNotFound
+from rag.errors import IndexDamaged, IndexIncompatible, IndexNotFound
 from rag.settings import Settings
 from rag.store import database as db
 from rag.store import lexical
-from rag.store.maintenance import writer_lock
+from rag.store.recovery import repair_segment
 from rag.store.segments import DenseIndex, Segment, load_segment
 from rag.types import Document, Paragraph, Passage
+
+if TYPE_CHECKING:
+    from rag.embedding import Encoder
 
 # Bump when the layout or the meaning of stored fields changes.
 # 2: canonical text with typed blocks (JSONL files per version); 3: SQLite + vector segments;
@@ -77,6 +81,7 @@ def check_compatible(manifest: dict[str, Any], expected_model: str | None, index
         )
 
 
+log = logging.getLogger(__name__)
 _tokenizers = threading.local()
 
 
@@ -104,6 +109,7 @@ class CorpusIndex:
         self.passages = PassagesView(self)
         self.paragraphs = ParagraphsView(self)
         self.lexical = LexicalView(self)
+        self.lexical_stale = False  # BM25 serves an older commit than this version (see load)
 
     @property
     def conn(self):
@@ -195,8 +201,14 @@ class CorpusIndex:
     # ----------------------------------------------------------------------- loading
     @classmethod
     def load(cls, index_dir: Path, expected_model: str | None = None, settings: Settings | None = None,
-             previous: CorpusIndex | None = None, **_ignored) -> CorpusIndex:
-        """Open the latest committed version; segments already open in ``previous`` are reused."""
+             previous: CorpusIndex | None = None, repair_with: Encoder | None = None, **_ignored) -> CorpusIndex:
+        """Open the latest committed version; segments already open in ``previous`` are reused.
+
+        Derived files that cannot be opened are rebuilt from store.sqlite (issue 20, item 9): the
+        lexical folder by ``lexical.sync``; a damaged vector segment by ``repair_segment`` with
+        ``repair_with`` (re-embedding only when its vectors.npy is damaged); without it the load
+        raises IndexDamaged naming the file.  When BM25 cannot be brought up to date now (a full
+        disk), the snapshot serves its last commit and ``lexical_stale`` says so."""
         index_dir = Path(index_dir)
         path = database_path(index_dir)
         if not path.exists() or legacy_format(index_dir):
@@ -210,6 +222,7 @@ class CorpusIndex:
         conn = connections.get()
         reuse: dict[str, Segment] = {s.name: s for s in same.dense.segments} if same is not None else {}
         text_index = same.lexical_index if same is not None else None
+        stale, repaired = False, 0
         for attempt in range(LOAD_ATTEMPTS):
             # One read transaction: the meta, the segment list and the tombstones of one commit.
             with db.transaction(conn, "DEFERRED"):
@@ -228,30 +241,50 @@ class CorpusIndex:
                 try:
                     text_index = lexical.open_index(index_dir)
                 except (OSError, ValueError):
-                    lagging = True  # missing or unreadable: sync rebuilds it from store.sqlite
-            if lagging:
+                    lagging = True  # missing or unreadable (a tantivy panic included): sync rebuilds it
+            if lagging and not stale and lexical.try_sync(index_dir, conn):
                 # A writer was killed between its SQLite commit and the BM25 sync (or the
-                # lexical folder is gone): replay under the writer lock, then read again.
-                with writer_lock(index_dir):
-                    lexical.sync(index_dir, conn)
+                # lexical folder is gone): replayed; read again.
                 text_index = None
                 continue
+            stale = stale or lagging  # the sync failed or a writer is on it: the last lexical commit serves
             try:
-                segments = [reuse.get(name) or load_segment(index_dir, name, settings) for name in names]
-                assert text_index is not None  # opened above, or lagging (and then not here)
-                ranker = lexical.Ranker.open(text_index, *lexical_stats)
-                break
+                segments = [reuse.get(name) or load_segment(index_dir, name, settings, final=attempt == LOAD_ATTEMPTS - 1)
+                            for name in names]
             except FileNotFoundError:
                 # Compaction (another thread or process) committed a merge and removed one of
                 # these segments after our read: the next read lists the merged segment instead.
-                if attempt == LOAD_ATTEMPTS - 1:
+                continue
+            except IndexDamaged as exc:
+                if repair_with is None or repaired >= MAX_REPAIRS:
                     raise
+                repair_segment(index_dir, exc.segment, settings, repair_with, exc)
+                repaired += 1
+                continue
+            text_index, ranker = _open_ranker(index_dir, text_index, lexical_stats)
+            break
         else:
-            raise IndexIncompatible(f"the lexical index at {index_dir} could not be brought up to date: run `rag index --index {index_dir}`")
+            raise IndexIncompatible(f"the index at {index_dir} changed under every attempt to load it: retry, or run `rag index --index {index_dir}`")
         dense = DenseIndex(segments, {k: np.array(sorted(v), dtype=np.int64) for k, v in dead.items()}, int(meta.get("dimension", 0)))
-        return cls(index_dir, connections, meta, dense, int(max_id if max_id is not None else -1), text_index, ranker)
+        index = cls(index_dir, connections, meta, dense, int(max_id if max_id is not None else -1), text_index, ranker)
+        index.lexical_stale = stale or ranker is None
+        return index
 
 
+def _open_ranker(index_dir: Path, text_index: Any, lexical_stats: tuple[int, int]) -> tuple[Any, lexical.Ranker | None]:
+    """(tantivy index, BM25 over it); (None, None) when it cannot be read now (a damaged folder
+    whose rebuild failed): the snapshot searches dense only, logged, until a sync rebuilds it."""
+    try:
+        if text_index is None:
+            text_index = lexical.open_index(index_dir)
+        return text_index, lexical.Ranker.open(text_index, *lexical_stats)
+    except (OSError, ValueError) as exc:
+        log.warning("the lexical index at %s cannot be read (%s): searching without BM25 until it is rebuilt", index_dir, exc)
+        return None, None
+
+
+# A damaged segment is repaired once per load; more in one load means something keeps damaging them.
+MAX_REPAIRS = 3
 # Reading a commit's segment list and opening its segments are two steps; a compaction that
 # commits in between removes segments of the older list, so the load starts over (the merge
 # itself takes seconds, so a second attempt practically always finds the new list).

@@ -91,7 +91,17 @@ class transaction:
         return self.conn
 
     def __exit__(self, kind, value, traceback) -> None:
-        self.conn.execute("ROLLBACK" if kind else "COMMIT")
+        if kind:
+            self.conn.execute("ROLLBACK")
+            return
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.Error:
+            # A COMMIT that fails (SQLITE_FULL writing the WAL on a full disk) may leave the
+            # transaction open: end it, so that the connection's next BEGIN works.
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
 
 
 def get_meta(conn: sqlite3.Connection) -> dict[str, Any]:

@@ -27,8 +27,10 @@ log = logging.getLogger(__name__)
 BACKENDS = ("faiss", "milvus")
 
 
-def load_index(settings: Settings, expected_model: str | None = None, previous: CorpusIndex | None = None) -> CorpusIndex:
-    """The latest version of the configured index, checked against ``expected_model``."""
+def load_index(settings: Settings, expected_model: str | None = None, previous: CorpusIndex | None = None,
+               encoder: Encoder | None = None) -> CorpusIndex:
+    """The latest version of the configured index, checked against ``expected_model``;
+    ``encoder`` recomputes the vectors of a damaged segment (rag/store/recovery.py)."""
     if settings.vector_backend == "milvus":
         from rag.store.milvus_index import MilvusIndex
 
@@ -36,7 +38,7 @@ def load_index(settings: Settings, expected_model: str | None = None, previous: 
         return cast("CorpusIndex", MilvusIndex.load(settings, expected_model))
     from rag.store.corpus_index import CorpusIndex
 
-    return CorpusIndex.load(settings.index_dir, expected_model=expected_model, settings=settings, previous=previous)
+    return CorpusIndex.load(settings.index_dir, expected_model=expected_model, settings=settings, previous=previous, repair_with=encoder)
 
 
 def make_writer(settings: Settings, encoder: Encoder) -> IndexBuilder:

@@ -111,14 +111,55 @@ def folder_of(index_dir: Path) -> Path:
     return Path(index_dir) / FOLDER
 
 
+def is_panic(exc: BaseException) -> bool:
+    """A Rust panic inside tantivy: pyo3 raises ``pyo3_runtime.PanicException``, a BaseException
+    (not an Exception) that no module exports, so it is recognised by its type's name.  A .term
+    file truncated to 4 bytes panics in ``Index.open`` ("assertion failed: start <=
+    orig_range.end", issue 20 item 9) where other truncations raise ValueError."""
+    kind = type(exc)
+    return kind.__name__ == "PanicException" and kind.__module__ == "pyo3_runtime"
+
+
+def _unpanicked(call, what: str):
+    """``call()``, with a tantivy panic turned into a ValueError naming ``what``."""
+    try:
+        return call()
+    except BaseException as exc:
+        if not is_panic(exc):
+            raise
+        raise ValueError(f"tantivy panicked reading {what}: {exc}") from None
+
+
 def open_index(index_dir: Path) -> tantivy.Index:
-    """The tantivy index of ``index_dir`` (raises OSError/ValueError when missing or unreadable)."""
+    """The tantivy index of ``index_dir`` (raises OSError/ValueError when missing or unreadable,
+    a panic on a damaged file included)."""
     folder = folder_of(index_dir)
     if not (folder / "meta.json").is_file():
         raise FileNotFoundError(f"no lexical index in {folder}")
-    index = tantivy.Index.open(str(folder))
+    index = _unpanicked(lambda: tantivy.Index.open(str(folder)), str(folder))
     index.config_reader("Manual")  # a snapshot reloads explicitly; no watcher thread
     return index
+
+
+def try_sync(index_dir: Path, conn: sqlite3.Connection) -> bool:
+    """``sync`` when no writer holds the lock; False (and the failure logged) when one does or the
+    sync fails: a full disk, a damaged folder that cannot be rebuilt now.  Readers then serve the
+    last lexical commit: its statistics in SQLite are those of its recorded version, passages
+    added since are found by the dense side only until a later sync (the writer's, or the
+    service's background retry), and passages removed since are dropped by ``fetch``."""
+    from rag.store.maintenance import try_writer_lock
+
+    with try_writer_lock(index_dir) as mine:
+        if not mine:
+            return False
+        try:
+            sync(index_dir, conn)
+        except Exception as exc:  # noqa: BLE001 - derived data: reads go on without it
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            log.warning("the lexical index at %s could not be brought up to date (%s): serving its last commit", folder_of(index_dir), exc)
+            return False
+    return True
 
 
 def recorded_version(conn: sqlite3.Connection) -> int:
@@ -251,8 +292,7 @@ class Ranker:
     def open(cls, index: tantivy.Index, passages: int, tokens: int) -> Ranker:
         for attempt in range(OPEN_ATTEMPTS):
             try:
-                index.reload()
-                return cls(index.searcher(), passages, tokens)
+                return _unpanicked(lambda: cls(_reloaded(index).searcher(), passages, tokens), "the lexical index")
             except ValueError:
                 # A writer in another process merged and removed segment files between reading
                 # the commit and opening them: the next reload reads the newer commit.
@@ -314,6 +354,11 @@ class Ranker:
         hits = self.searcher.search(query, len(ids), count=False).hits
         found, scores = self._score([address for _, address in hits], weights)
         return {int(pid): float(score) for pid, score in zip(found.tolist(), scores.tolist(), strict=True) if score > 0}
+
+
+def _reloaded(index: tantivy.Index) -> tantivy.Index:
+    index.reload()
+    return index
 
 
 def _term(token: str) -> tantivy.Query:

@@ -21,20 +21,39 @@ def writer_lock(index_dir: Path):
     """One writer at a time per index folder, across threads and processes (flock).  Re-entrant
     within a thread: a writer that loads its new snapshot may find the lexical index to sync
     (rag/store/lexical.py) and must not wait for itself."""
+    with _writer_lock(index_dir, blocking=True):
+        yield
+
+
+@contextmanager
+def try_writer_lock(index_dir: Path):
+    """Yields True holding the writer lock, False at once when another writer holds it: a
+    reader that finds BM25 behind syncs only when no writer is busy (the writer syncs anyway
+    before it releases the lock), so a read never waits for a write."""
+    with _writer_lock(index_dir, blocking=False) as mine:
+        yield mine
+
+
+@contextmanager
+def _writer_lock(index_dir: Path, blocking: bool):
     index_dir = Path(index_dir)
     key = str(index_dir.resolve())
     held = getattr(_held, "folders", None)
     if held is None:
         held = _held.folders = set()
     if key in held:
-        yield
+        yield True
         return
     index_dir.mkdir(parents=True, exist_ok=True)
     with open(index_dir / LOCK_FILE, "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
         held.add(key)
         try:
-            yield
+            yield True
         finally:
             held.discard(key)
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
