@@ -38,6 +38,13 @@ MAX_ANSWERS = 3
 # request 59-63 ms unbatched vs 62-69 ms micro-batched, requests/s no better; answers identical
 # for all 89 seed questions (eval/reader/microbatch.py, eval/reader/microbatch.json).
 MICRO_BATCH = False
+# While BM25 lags behind the loaded version (its sync failed: a full disk), a background thread
+# retries this often.  Freeing disk space takes an operator minutes; one failed tantivy commit
+# every 30 s costs nothing meanwhile, and a write retries at once anyway.
+LEXICAL_RETRY_S = 30.0
+# /readyz runs one real search (BM25 and dense) per loaded snapshot, again after this long: a
+# probe costs one query encoding (~5 ms with MiniLM), and orchestrators poll every ~10 s.
+READY_PROBE_S = 30.0
 # What a person is told when the service abstains; the numbers go to NoAnswer's other fields.
 NO_ANSWER_MESSAGE = "The documents don't say."
 
@@ -63,6 +70,8 @@ class Pipeline:
         self._index: CorpusIndex | None = None
         self._lock = threading.Lock()
         self._compactor: threading.Thread | None = None
+        self._lexical_retry: threading.Thread | None = None
+        self._probe: tuple[int, int, float, str | None] | None = None  # (snapshot id, version, when, failure)
         self.models_ready = False
 
     # ------------------------------------------------------------------------- lifecycle
@@ -95,8 +104,49 @@ class Pipeline:
             index = load_index(self.settings, self.encoder.name, previous=current, encoder=self.encoder)
             if current is None or index.version >= current.version:
                 self._index = index
+                self._watch_lexical(index)
                 return index
             return current
+
+    def _watch_lexical(self, index: CorpusIndex) -> None:
+        """Retry a lagging BM25 sync in the background (the snapshot serves its last commit)."""
+        if not getattr(index, "lexical_stale", False) or (self._lexical_retry is not None and self._lexical_retry.is_alive()):
+            return
+        self._lexical_retry = threading.Thread(target=self._retry_lexical, name="rag-lexical-retry", daemon=True)
+        self._lexical_retry.start()
+
+    def _retry_lexical(self) -> None:
+        while True:
+            time.sleep(LEXICAL_RETRY_S)
+            index = self._index
+            if index is None or not getattr(index, "lexical_stale", False):
+                return
+            try:
+                fresh = self.reload()  # the load tries the sync again
+            except Exception:  # noqa: BLE001 - the loaded snapshot keeps serving; next round retries
+                log.exception("reloading the index to bring BM25 up to date failed")
+                continue
+            if not getattr(fresh, "lexical_stale", False):
+                log.info("BM25 of the index is up to date again (version %d)", fresh.version)
+                return
+
+    def search_failure(self) -> str | None:
+        """None when a search over the live snapshot works (one hybrid query: encoder, BM25,
+        dense, stored vectors and texts), else why not; rechecked per snapshot and every
+        READY_PROBE_S (issue 20, item 9: /readyz said 200 while every dense search failed)."""
+        index = self.index
+        now = time.monotonic()
+        probe = self._probe
+        if probe is not None and probe[:2] == (id(index), index.version) and now - probe[2] < READY_PROBE_S:
+            return probe[3]
+        failure = None
+        try:
+            self.retriever.search_batch(index, ["readiness probe"], RetrievalParams.from_settings(self.settings, "hybrid", 1))
+        except Exception as exc:  # noqa: BLE001 - reported as not ready, logged with its cause
+            log.exception("the readiness search failed")
+            failure = f"{type(exc).__name__}: {exc}"
+        self._probe = (id(index), index.version, now, failure)
+        return failure
 
     @property
     def loaded_index(self) -> CorpusIndex | None:
@@ -263,6 +313,7 @@ class Pipeline:
         with self._lock:  # only the swap; a newer version another thread loaded stays
             if self._index is None or index.version > self._index.version:
                 self._index = index
+        self._watch_lexical(index)
         self._schedule_compaction()
         return report
 

@@ -13,6 +13,8 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from rag.errors import StorageFull
+
 log = logging.getLogger(__name__)
 
 DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
@@ -29,5 +31,13 @@ async def os_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=503, content={"detail": detail}, headers={"Retry-After": str(DISK_FULL_RETRY_AFTER_S)})
 
 
+async def storage_full(request: Request, exc: Exception) -> JSONResponse:
+    """The index writer's own report of a full disk (rag/store/builder.py: SQLite's
+    "database or disk is full" and tantivy's errors are not OSErrors); nothing was committed."""
+    log.error("disk full while answering %s %s: %s (%s)", request.method, request.url.path, exc, exc.__cause__)
+    return JSONResponse(status_code=503, content={"detail": str(exc)}, headers={"Retry-After": str(DISK_FULL_RETRY_AFTER_S)})
+
+
 def setup(app: FastAPI) -> None:
     app.add_exception_handler(OSError, os_error)
+    app.add_exception_handler(StorageFull, storage_full)  # more specific than the RagError handler: it wins

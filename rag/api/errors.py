@@ -7,6 +7,7 @@ from rag.errors import (
     DocumentConflict,
     DocumentNotFound,
     DocumentTooLarge,
+    IndexDamaged,
     IndexIncompatible,
     IndexNotFound,
     InvalidRequest,
@@ -15,6 +16,7 @@ from rag.errors import (
     NotReady,
     PayloadTooLarge,
     RagError,
+    StorageFull,
     UnsupportedDocument,
 )
 
@@ -31,6 +33,7 @@ STATUS_FOR_ERROR: list[tuple[type[RagError], int]] = [
     (IndexNotFound, 503),
     (IndexIncompatible, 503),
     (ModelLoadError, 503),
+    (StorageFull, 503),  # with Retry-After (rag/api/edge_errors.py)
     (RagError, 400),
 ]
 
@@ -46,6 +49,7 @@ NO_INDEX = "no index yet: run `rag index` on the server"
 _PUBLIC_DETAIL: list[tuple[type[RagError], str]] = [
     (IndexNotFound, NO_INDEX),
     (NotReady, NO_INDEX),
+    (IndexDamaged, "a file of the index is damaged and could not be rebuilt (the server log names it)"),
     (IndexIncompatible, "the index cannot be read by this version of rag: re-index on the server (the server log says why)"),
     (ModelLoadError, "a model could not be loaded (the server log says why)"),
 ]
