@@ -199,6 +199,35 @@ def test_pptx_slides_are_sections_with_slide_numbers():
     assert paragraph.text == "Revenue grew by twelve percent." and paragraph.pages == [1]
 
 
+def test_pptx_list_typed_into_the_title_placeholder_reaches_passages():
+    """A slide whose list sits in the title placeholder (python-pptx reports it as the title): the
+    first line is the heading, the rest are list items in passages; the deck is never titled "Slide 1"."""
+    from pptx import Presentation
+
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[5])  # "Title Only"
+    frame = slide.shapes.title.text_frame
+    frame.text = "Release checklist"
+    for item in ("Tag the release in git", "Upload the wheels to PyPI", "Announce it on the mailing list"):
+        frame.add_paragraph().text = item
+    untitled = deck.slides.add_slide(deck.slide_layouts[6])  # blank: no title at all
+    untitled.shapes.add_textbox(0, 0, 100, 100).text_frame.text = "Questions go to the support desk."
+    buffer = io.BytesIO()
+    deck.save(buffer)
+    document = document_from_bytes("deck.pptx", buffer.getvalue())
+    _check_invariants(document)
+    assert document.title == "Release checklist"
+    paragraphs = split_paragraphs(document)
+    joined = " ".join(p.text for p in paragraphs)
+    assert "Upload the wheels to PyPI" in joined and "Announce it on the mailing list" in joined
+    assert all(p.pages for p in paragraphs)
+    only_untitled = Presentation()
+    only_untitled.slides.add_slide(only_untitled.slide_layouts[6]).shapes.add_textbox(0, 0, 100, 100).text_frame.text = "Agenda for Monday"
+    buffer = io.BytesIO()
+    only_untitled.save(buffer)
+    assert document_from_bytes("agenda.pptx", buffer.getvalue()).title == "Agenda for Monday"
+
+
 @pytest.mark.parametrize("name", ["broken.docx", "broken.pptx"])
 def test_broken_office_files_are_refused_clearly(name):
     with pytest.raises(UnsupportedDocument, match="broken"):

@@ -15,6 +15,7 @@ import zipfile
 
 from rag.errors import DocumentTooLarge, UnsupportedDocument
 from rag.parsing.blocks import CAPTION, CODE, LIST_ITEM, PARAGRAPH, QUOTE, CanonicalBuilder, ParsedDocument, first_heading
+from rag.parsing.bounds import clip
 
 _HEADING_STYLE = re.compile(r"^heading\s*(\d)$", re.IGNORECASE)
 # A .docx is a zip: refuse one whose members inflate past this (a zip bomb), before parsing.
@@ -91,6 +92,21 @@ def _unique_cells(row):
     return cells
 
 
+# A "title" longer than this is body text in a title placeholder (a slide whose list was typed
+# into its title box), not a heading.
+SLIDE_TITLE_MAX_WORDS = 20
+
+
+def _frame_paragraphs(frame) -> list[tuple[str, int]]:
+    """(text, indent level) of a text frame's non-empty paragraphs."""
+    out = []
+    for paragraph in frame.paragraphs:
+        text = "".join(run.text for run in paragraph.runs)
+        if text.strip():
+            out.append((text, paragraph.level))
+    return out
+
+
 def parse_pptx(data: bytes, fmt: str = "pptx") -> ParsedDocument:
     _check_zip(data, "PowerPoint")
     try:
@@ -100,22 +116,36 @@ def parse_pptx(data: bytes, fmt: str = "pptx") -> ParsedDocument:
     except Exception as exc:  # noqa: BLE001
         raise UnsupportedDocument(f"broken PowerPoint file: {exc or type(exc).__name__}") from exc
     builder = CanonicalBuilder(fmt)
+    deck_title = first_text = ""
     for number, slide in enumerate(presentation.slides, start=1):
         where = {"pages": (number,)}
         title_shape = slide.shapes.title
-        title = title_shape.text_frame.text if title_shape is not None and title_shape.has_text_frame else ""
+        # The title placeholder's first line is the slide's heading; any further lines in it (a list
+        # typed into the title box: python-pptx reports the placeholder as the title) are body text,
+        # so they reach passages instead of living only in the section path.
+        lines = _frame_paragraphs(title_shape.text_frame) if title_shape is not None and title_shape.has_text_frame else []
+        if lines and len(lines[0][0].split()) <= SLIDE_TITLE_MAX_WORDS:
+            title, body = lines[0][0], lines[1:]
+            deck_title = deck_title or title
+        else:
+            title, body = "", lines
         builder.heading(title or f"Slide {number}", 1, **where)
+        for text, level in body:
+            builder.add(LIST_ITEM if level > 0 or len(body) > 1 else PARAGRAPH, text, level=level, **where)
+            first_text = first_text or text
         for shape in slide.shapes:
             if title_shape is not None and shape.shape_id == title_shape.shape_id:
                 continue
             if getattr(shape, "has_table", False) and shape.has_table:
                 builder.table([[cell.text for cell in row.cells] for row in shape.table.rows], **where)
             elif shape.has_text_frame:
-                for paragraph in shape.text_frame.paragraphs:
-                    text = "".join(run.text for run in paragraph.runs)
-                    builder.add(LIST_ITEM if paragraph.level > 0 else PARAGRAPH, text, level=paragraph.level, **where)
+                for text, level in _frame_paragraphs(shape.text_frame):
+                    builder.add(LIST_ITEM if level > 0 else PARAGRAPH, text, level=level, **where)
+                    first_text = first_text or text
         if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
             builder.add(PARAGRAPH, slide.notes_slide.notes_text_frame.text, **where)
     parsed = builder.build()
-    parsed.title = (presentation.core_properties.title or "").strip() or first_heading(parsed)
+    # Never "Slide 1": the properties' title, else the first real slide title, else the deck's first line.
+    fallback = clip(first_text.strip().split("\n")[0], 120) if first_text.strip() else ""
+    parsed.title = (presentation.core_properties.title or "").strip() or deck_title.strip() or fallback
     return parsed
