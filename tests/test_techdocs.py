@@ -169,3 +169,8 @@ def test_no_evaluation_document_was_trained_on():
     trained = {line.split("\t")[1].removeprefix("pypi:") for line in listed[3:] if line.strip()}
     assert len(trained) > 200
     assert not trained & eval_packages
+    # PyPI READMEs are matched by their distribution name, however it is spelt.
+    from rag.training.techdocs_collect import is_excluded
+
+    assert is_excluded("pypi:charset_normalizer") and is_excluded("pypi:pdfplumber") and is_excluded("pypi:rag-extractive-qa")
+    assert is_excluded("texlive-publishers-doc/doc") and not is_excluded("pypi:requests") and not is_excluded("coreutils")

@@ -204,6 +204,27 @@ def load_techdocs(path: Path, unseen: Callable[[str], bool] | None = None) -> tu
 
 
 @app.command()
+def manifest(
+    files: Path = typer.Option(Path("/work/techdocs/files")),
+    questions: Path = typer.Option(Path("/work/techdocs/questions.jsonl")),
+    out: Path = typer.Option(Path("eval/reader/techdocs_training_documents.tsv")),
+) -> None:
+    """Write the list of documents trained on (format, package, version, original path, licence, questions)."""
+    meta = {s["file"]: s for line in (files / "sources.jsonl").read_text().splitlines() if line.strip() for s in [json.loads(line)]}
+    lines = ["# Technical documents the reader was trained on (issue 19): format, package, version, original path, licence "
+             "(or where it is stated), answerable questions made from it (python -m rag.training.techdocs manifest).",
+             "# Debian 12 packages (installed, or apt-get download + dpkg-deb -x for postgresql-doc-15, git-doc, bash-doc, "
+             "tcl8.6-doc, texlive-fonts-recommended-doc, texlive-science-doc, nginx-doc); PyPI distributions' METADATA.",
+             "format\tpackage\tversion\toriginal\tlicence\tquestions"]
+    for line in questions.read_text().splitlines():
+        doc = json.loads(line)
+        m = meta[doc["file"]]
+        answerable = sum(1 for row in doc["rows"] if row["answer_start"] >= 0)
+        lines.append("\t".join([m["kind"], m["package"], m["version"], m["original"], m["licence"], str(answerable)]))
+    out.write_text("\n".join(lines) + "\n")
+
+
+@app.command()
 def sample(path: Path = typer.Option(Path("/work/techdocs/questions.jsonl")), n: int = 30, seed: int = 0) -> None:
     """Print a random sample of questions with their answers (to read what the generator makes)."""
     rows = [(d["file"], r) for line in path.read_text().splitlines() for d in [json.loads(line)] for r in d["rows"]]
