@@ -199,6 +199,42 @@ def test_pptx_slides_are_sections_with_slide_numbers():
     assert paragraph.text == "Revenue grew by twelve percent." and paragraph.pages == [1]
 
 
+def test_docx_keeps_special_hyphens_and_text_in_tracked_changes_and_smart_tags():
+    import docx
+    from docx.oxml import OxmlElement
+
+    def run(*pieces):
+        r = OxmlElement("w:r")
+        for piece in pieces:
+            if piece.startswith("<"):
+                r.append(OxmlElement(piece.strip("<>")))
+            else:
+                t = OxmlElement("w:t")
+                t.text = piece
+                r.append(t)
+        return r
+
+    word = docx.Document()
+    p = word.add_paragraph()._p
+    p.append(run("Handles day", "<w:noBreakHyphen>", "to", "<w:noBreakHyphen>", "day work; hyphen", "<w:softHyphen>", "ation stays "))
+    inserted, tag, removed = OxmlElement("w:ins"), OxmlElement("w:smartTag"), OxmlElement("w:del")
+    inserted.append(run("tracked"))
+    tag.append(run(" in London"))
+    removed.append(run(" DELETED"))
+    p.append(inserted)
+    p.append(tag)
+    p.append(removed)
+    table = word.add_table(rows=1, cols=2)
+    table.cell(0, 0)._tc.xpath("./w:p")[0].append(run("non", "<w:noBreakHyphen>", "stop"))
+    table.cell(0, 1).text = "x"
+    buffer = io.BytesIO()
+    word.save(buffer)
+    document = document_from_bytes("notes.docx", buffer.getvalue())
+    _check_invariants(document)
+    assert "Handles day-to-day work; hyphenation stays tracked in London" in document.text
+    assert "DELETED" not in document.text and "non-stop" in document.text
+
+
 def test_pptx_list_typed_into_the_title_placeholder_reaches_passages():
     """A slide whose list sits in the title placeholder (python-pptx reports it as the title): the
     first line is the heading, the rest are list items in passages; the deck is never titled "Slide 1"."""
