@@ -100,13 +100,13 @@ def _intact_vectors(folder: Path, ids: np.ndarray, dimension: int) -> np.ndarray
     """The segment's own vectors when vectors.npy (and ids.npy, when readable) match SQLite's rows."""
     try:
         vectors = load_array(folder / "vectors.npy")
-    except (OSError, ValueError):
+    except (OSError, ValueError, EOFError):  # np.load: EOFError on an empty file
         return None
     if vectors.shape != (len(ids), dimension) or vectors.dtype != np.float32 or not np.isfinite(vectors).all():
         return None
     try:
         stored_ids = load_array(folder / "ids.npy")
-    except (OSError, ValueError):
+    except (OSError, ValueError, EOFError):
         return vectors  # rows are in passage-id order (builder and compaction write them sorted)
     return vectors if np.array_equal(stored_ids, ids) else None
 

@@ -119,7 +119,7 @@ def load_segment(index_dir: Path, name: str, settings: Settings | None, final: b
         if not final:
             raise
         raise IndexDamaged(f"the vector segment file {path} is missing: {exc}", segment=name, path=str(path)) from exc
-    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:  # RuntimeError: FAISS' reader
+    except (OSError, ValueError, EOFError, RuntimeError, KeyError, TypeError) as exc:  # RuntimeError: FAISS' reader
         raise IndexDamaged(f"the vector segment file {path} is damaged ({type(exc).__name__}: {str(exc)[:200]})",
                            segment=name, path=str(path)) from exc
     return Segment(name, ids, store, reader)
