@@ -211,7 +211,7 @@ def manifest(
 ) -> None:
     """Write the list of documents trained on (format, package, version, original path, licence, questions)."""
     meta = {s["file"]: s for line in (files / "sources.jsonl").read_text().splitlines() if line.strip() for s in [json.loads(line)]}
-    lines = ["# Technical documents the reader was trained on (issue 19): format, package, version, original path, licence "
+    lines = ["# Technical documents of the reader's training set (issue 19; 6% of them held out whole for calibration): format, package, version, original path, licence "
              "(or where it is stated), answerable questions made from it (python -m rag.training.techdocs manifest).",
              "# Debian 12 packages (installed, or apt-get download + dpkg-deb -x for postgresql-doc-15, git-doc, bash-doc, "
              "tcl8.6-doc, texlive-fonts-recommended-doc, texlive-science-doc, nginx-doc); PyPI distributions' METADATA.",
@@ -220,7 +220,8 @@ def manifest(
         doc = json.loads(line)
         m = meta[doc["file"]]
         answerable = sum(1 for row in doc["rows"] if row["answer_start"] >= 0)
-        lines.append("\t".join([m["kind"], m["package"], m["version"], m["original"], m["licence"], str(answerable)]))
+        fields = [m["kind"], m["package"], m["version"], m["original"], m["licence"][:200], str(answerable)]
+        lines.append("\t".join(re.sub(r"\s+", " ", f).strip() for f in fields))  # some licences are whole texts
     out.write_text("\n".join(lines) + "\n")
 
 
