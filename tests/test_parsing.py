@@ -156,6 +156,16 @@ def test_pdf_two_columns_running_heads_hyphenation_and_pages():
     assert heading.pages == (1,)
 
 
+def test_pdf_line_end_hyphens_keep_real_compounds():
+    from rag.parsing.pdf import _join
+
+    vocabulary = {"onecolumn", "one-column", "one", "column", "information", "flow", "state-of-the-art"}
+    assert _join(["the one-", "column layout"], vocabulary) == "the one-column layout"  # hyphenated elsewhere too
+    assert _join(["the infor-", "mation flow"], vocabulary) == "the information flow"
+    assert _join(["a two-", "column guide"], {"two", "column"}) == "a two-column guide"  # both halves are words
+    assert _join(["a para-", "graph"], {"paragraph"}) == "a paragraph"
+
+
 def test_scanned_pdf_says_it_has_no_text_layer():
     with pytest.raises(UnsupportedDocument, match="no text layer"):
         parse_bytes("scan.pdf", _pdf([[], []]))

@@ -367,12 +367,14 @@ def _join(lines: list[str], vocabulary: set[str]) -> str:
 
 def _dehyphenate(head: str, tail: str, vocabulary: set[str]) -> bool:
     """Undo a line-end hyphen unless the document writes the hyphenated compound elsewhere
-    (or never the joined word while both halves are words of their own)."""
+    (or never the joined word while both halves are words of their own).  The hyphenated form
+    wins over the joined one: a LaTeX guide writes both the class option "onecolumn" and the prose
+    "one-column", and the prose one broken at its hyphen must keep it."""
     joined, compound = (head + tail).lower(), f"{head}-{tail}".lower()
-    if joined in vocabulary:
-        return True
     if compound in vocabulary:
         return False
+    if joined in vocabulary:
+        return True
     return not (head.lower() in vocabulary and tail.lower() in vocabulary and len(head) > 2 and len(tail) > 2)
 
 
