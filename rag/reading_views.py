@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from rag.parsing.blocks import TABLE_CELL_SEPARATOR
+from rag.parsing.blocks import TABLE, TABLE_CELL_SEPARATOR
 from rag.types import AnswerSpan, RetrievedPassage
 
 _ROW_END = "."
@@ -52,7 +52,9 @@ class ReadingView:
 def reading_view(retrieved: RetrievedPassage) -> ReadingView:
     passage = retrieved.passage
     lines = passage.text.split("\n")
-    if not any(TABLE_CELL_SEPARATOR in line for line in lines):
+    # Typed from parsing to reading: only a paragraph the parser made of a table is read as one.
+    # Deciding by " | " in the text turned a code block of shell pipelines into fake rows.
+    if retrieved.paragraph.kind != TABLE or not any(TABLE_CELL_SEPARATOR in line for line in lines):
         return ReadingView(retrieved, retrieved)
     header = passage.context or next((line for line in lines if TABLE_CELL_SEPARATOR in line), "")
     headers = header.split(TABLE_CELL_SEPARATOR)

@@ -8,8 +8,8 @@ from rag.types import AnswerSpan, Paragraph, Passage, ReaderOutput, RetrievedPas
 TABLE = "Licenses compared:\n\nFeature | Chardet | Charset Normalizer\nFast | yes | yes\nLicense | 0BSD disputed | MIT"
 
 
-def _retrieved(text: str, start: int = 0, context: str = "") -> RetrievedPassage:
-    paragraph = Paragraph("doc", 0, text, 100, 100 + len(text), kind="table")
+def _retrieved(text: str, start: int = 0, context: str = "", kind: str = "table") -> RetrievedPassage:
+    paragraph = Paragraph("doc", 0, text, 100, 100 + len(text), kind=kind)
     passage = Passage(0, "doc", 0, text[start:], start, 100 + start, context=context)
     return RetrievedPassage(passage, paragraph, 1.0)
 
@@ -66,3 +66,12 @@ def test_prose_is_read_as_is_and_answers_stop_at_a_block_boundary():
     assert reading_view(original).retrieved is original
     [output] = read_with_views(QuoteReader("16 exabytes.\n\n33"), ["q"], [[original]], top_n=3)
     assert [s.text for s in output.spans] == ["16 exabytes."]
+
+
+def test_code_with_pipes_is_read_as_code_not_as_a_table():
+    code = "cat access.log | grep 404 | wc -l\nps aux | grep nginx"
+    original = _retrieved(code, kind="code")
+    assert reading_view(original).retrieved is original
+    # Typed end to end: a real table paragraph is still viewed as rows.
+    assert reading_view(_retrieved(TABLE)).offsets is not None
+    assert reading_view(_retrieved(TABLE, kind="group")).offsets is None
