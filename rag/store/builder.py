@@ -1,6 +1,7 @@
 """Write documents into the index: chunk and embed what changed, commit it in one transaction.
 
-A write costs what it changes (issue 13): the changed documents are chunked and embedded,
+A write costs what it changes (issue 13): the changed documents are chunked and embedded
+(before the writer lock is taken: issue 20, item 8),
 their vectors become one new segment (rag/store/segments.py), and one SQLite transaction
 inserts their rows, tombstones the passages of replaced or deleted documents and registers the
 segment; then the BM25 index (tantivy, rag/store/lexical.py) replays that commit.  Unchanged documents are never read, re-embedded or rewritten.

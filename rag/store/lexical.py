@@ -34,8 +34,11 @@ since (passages added after it, passages removed after it: both indexed columns,
 proportional to the change), commits tantivy, then records the version.  Replays are idempotent
 (a passage is deleted before it is added), so a process killed anywhere, even between the
 tantivy commit and the record, leaves a state that the next ``sync`` completes; a missing or
-unreadable folder is rebuilt from SQLite.  A writer commits SQLite, then syncs before it
-releases the lock; a reader that finds the record behind the version it loads syncs first.
+unreadable folder (a tantivy panic on a damaged file included) is rebuilt from SQLite.  A
+writer commits SQLite, then syncs before it releases the lock; a reader that finds the record
+behind the version it loads syncs first when no writer holds the lock (``try_sync``).  A sync
+that fails (a full disk) fails neither the committed write nor any read: the snapshot serves
+tantivy's last commit, with the statistics recorded for it, until a later sync succeeds.
 """
 from __future__ import annotations
 
