@@ -13,6 +13,7 @@ import sys
 import typer
 import uvicorn
 
+from rag.api.connections import check_file_limit
 from rag.api.server_options import uvicorn_options
 
 from rag import running
@@ -105,6 +106,8 @@ def serve(settings: Settings, build: bool = True, verbose: bool = False) -> None
     # uvicorn's loggers propagate to the handler set above (log_config=None); its access log is
     # off because the app writes one line per request (logger rag.access, with the request id).
     # Header deadline, no trust in proxy headers, no server banner (rag/api/server_options.py).
+    # The open-file limit first: the total connection cap is a share of it (rag/api/connections.py).
+    check_file_limit()
     config = uvicorn.Config(create_app(settings, pipeline), **uvicorn_options(settings),
                             log_level="info", log_config=None, access_log=False)
     server = _AnnouncingServer(config, settings, pipeline)

@@ -200,6 +200,11 @@ class Settings(BaseSettings):
     header_timeout_s: float = Field(10.0, gt=0)
     body_idle_timeout_s: float = Field(30.0, gt=0)
     body_total_timeout_s: float = Field(300.0, gt=0)
+    # Open connections per client address (trusted proxies exempt) and in all (0: three quarters
+    # of the open-file limit, which `rag serve` raises to its hard limit): 1,200 connections that
+    # never sent their headers took every descriptor of a 1,024 limit (issue 20, rag/api/connections.py).
+    max_connections_per_client: int = Field(64, ge=0)
+    max_connections: int = Field(0, ge=0)
 
     @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod

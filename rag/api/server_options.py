@@ -8,6 +8,9 @@
   one header byte at a time held a connection forever; here the headers must be complete
   within ``RAG_HEADER_TIMEOUT_S`` (10 s) of the connection or of the previous answer, else the
   connection is closed.  Bodies: rag/api/limits.py (408 after ``RAG_BODY_IDLE_TIMEOUT_S``).
+* connections per client and in all (``RAG_MAX_CONNECTIONS_PER_CLIENT``, ``RAG_MAX_CONNECTIONS``):
+  over a cap the client's oldest connection still waiting for headers is closed, else the new
+  one gets 503 (rag/api/connections.py).
 * ``timeout_keep_alive=5``: an idle kept-alive connection is closed after 5 s (uvicorn's
   default, stated so it is not lost).
 * ``h11_max_incomplete_event_size=16 KiB``: the request line and headers together (h11's
@@ -27,6 +30,7 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from rag.api.connections import ConnectionTracker, busy_response
 from rag.settings import Settings
 
 KEEP_ALIVE_S = 5
@@ -34,14 +38,31 @@ MAX_HEADER_BYTES = 16 * 1024
 
 
 class HeaderDeadlineH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol; a request's headers must arrive within ``header_timeout`` seconds."""
+    """uvicorn's h11 protocol; a request's headers must arrive within ``header_timeout`` seconds,
+    and each connection is admitted by ``tracker`` (None: no connection caps)."""
 
     header_timeout: float = 10.0
+    tracker: ConnectionTracker | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._header_timer: asyncio.TimerHandle | None = None
+        if self.tracker is not None and not self.tracker.admit(self.client[0] if self.client else "unknown", self):
+            # Every connection of this client (or of the server) is running a request: refuse
+            # this one at once instead of holding a descriptor for it.
+            self.transport.write(busy_response("too many open connections; retry later (RAG_MAX_CONNECTIONS_PER_CLIENT, RAG_MAX_CONNECTIONS)"))
+            self.transport.close()
+            return
         self._arm_header_timer()
+
+    def idle(self) -> bool:
+        """Waiting for a request's headers (a new connection or a kept-alive one), nothing running."""
+        return self.conn.their_state is h11.IDLE and (self.cycle is None or self.cycle.response_complete)
+
+    def drop(self) -> None:
+        """Closed to make room for another connection (rag/api/connections.py)."""
+        if not self.transport.is_closing():
+            self.transport.close()
 
     def _arm_header_timer(self) -> None:
         self._cancel_header_timer()
@@ -57,7 +78,7 @@ class HeaderDeadlineH11Protocol(H11Protocol):
     def _header_timeout_expired(self) -> None:
         self._header_timer = None
         # Still waiting for (the rest of) the headers: no request is running, nothing to answer.
-        if self.conn.their_state is h11.IDLE and (self.cycle is None or self.cycle.response_complete):
+        if self.idle():
             self.transport.close()
 
     def data_received(self, data: bytes) -> None:
@@ -71,19 +92,27 @@ class HeaderDeadlineH11Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()
+        if self.tracker is not None:
+            self.tracker.release(self)
         super().connection_lost(exc)
 
 
-def protocol_with_header_timeout(seconds: float) -> type[HeaderDeadlineH11Protocol]:
-    return type("HeaderDeadlineH11Protocol", (HeaderDeadlineH11Protocol,), {"header_timeout": float(seconds)})
+def protocol_with_header_timeout(seconds: float, tracker: ConnectionTracker | None = None) -> type[HeaderDeadlineH11Protocol]:
+    return type("HeaderDeadlineH11Protocol", (HeaderDeadlineH11Protocol,), {"header_timeout": float(seconds), "tracker": tracker})
+
+
+def connection_tracker(settings: Settings) -> ConnectionTracker:
+    return ConnectionTracker(settings.max_connections_per_client, settings.max_connections, settings.trusted_proxies)
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """Keyword arguments for ``uvicorn.Config``/``uvicorn.run`` besides the app (module doc)."""
+    """Keyword arguments for ``uvicorn.Config``/``uvicorn.run`` besides the app (module doc).
+    Call it after the open-file limit is set (``check_file_limit``): the total connection cap
+    follows the limit in force."""
     return {
         "host": settings.host,
         "port": settings.port,
-        "http": protocol_with_header_timeout(settings.header_timeout_s),
+        "http": protocol_with_header_timeout(settings.header_timeout_s, connection_tracker(settings)),
         "timeout_keep_alive": KEEP_ALIVE_S,
         "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
         "proxy_headers": False,
