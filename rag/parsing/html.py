@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from rag.errors import UnsupportedDocument
+from rag.errors import DocumentTooLarge, UnsupportedDocument
 from rag.parsing.blocks import CAPTION, CODE, LIST_ITEM, PARAGRAPH, QUOTE, CanonicalBuilder, ParsedDocument, clean_inline, first_heading
 
 # Bad-input guards (see docs/security.md): HTML nested deeper than this (counting elements
@@ -19,6 +19,11 @@ from rag.parsing.blocks import CAPTION, CODE, LIST_ITEM, PARAGRAPH, QUOTE, Canon
 # html.parser builds a Python object per element (~10 us each): this bounds one file to seconds.
 MAX_HTML_DEPTH = 1000
 MAX_HTML_ELEMENTS = 200_000
+# Each element also costs ~0.5 us per enclosing element (parent walks): 990 nested <article>
+# around 190,000 <b> stayed under both limits above and took > 51 CPU-s (issue 20); 990 x 5,000
+# took 2.8 s.  The sum of the elements' depths is bounded: 5,000,000 is 50,000 elements 100 deep
+# (~2.5 s); real pages are ~10-30 deep.
+MAX_HTML_NESTING_WORK = 5_000_000
 _VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr", "keygen", "basefont", "frame", "isindex"}
 _OPTIONAL_END = {"p", "li", "dt", "dd", "tr", "td", "th", "thead", "tbody", "tfoot", "option", "optgroup", "colgroup", "caption", "rb", "rt", "rp", "rtc", "html", "head", "body"}
 _TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*)[^>]*?(/?)>")
@@ -249,7 +254,7 @@ def _rows(table) -> list[list[str]]:
 def check_html_shape(html: str) -> None:
     """Refuse HTML too deep or too big for the parser, in one linear scan of its tags."""
     lowered = html.lower()
-    depth = elements = 0
+    depth = elements = nesting = 0
     position = 0
     while True:
         match = _TAG.search(html, position)
@@ -264,6 +269,10 @@ def check_html_shape(html: str) -> None:
         elements += 1
         if elements > MAX_HTML_ELEMENTS:
             raise UnsupportedDocument(f"HTML has more than {MAX_HTML_ELEMENTS} elements")
+        nesting += depth
+        if nesting > MAX_HTML_NESTING_WORK:
+            raise DocumentTooLarge(f"HTML nests too many elements too deeply (more than {MAX_HTML_NESTING_WORK} element-levels; "
+                                      f"{elements} elements so far, {depth} deep)")
         if name in _RAW_TEXT:  # their content is text, not tags
             end = lowered.find(f"</{name}", position)
             if end < 0:

@@ -39,6 +39,12 @@ _FOOTNOTE_START = re.compile(r"^(?:\d{1,3}|[*†‡§¶])\s?\S")
 _FOOTNOTE_MARK = re.compile(r"^[\d*†‡§¶]$")
 _UNMAPPED_GLYPH = re.compile(r"\(cid:\d{1,5}\)")
 _DOT_LEADER = re.compile(r"(?:\. ?){5,}")  # a table of contents' ". . . . . 17"
+# A page-tree node's declared page count, read from the raw bytes before pdfminer parses the
+# tree: a /Pages node listing one page 2,000,000 times was refused only after 35.5 CPU-s
+# (issue 20).  Trees inside compressed object streams are not visible here; the parse sandbox's
+# CPU limit bounds those (rag/parse_pool.py).
+_COUNT = re.compile(rb"/Count\s+(\d{1,12})")
+_COUNTS_INSPECTED = 100
 _BAD_TITLES = re.compile(r"^(?:untitled|microsoft word|document\d*|.*\.(?:dvi|tex|docx?|pdf|ps))", re.IGNORECASE)
 
 
@@ -66,10 +72,32 @@ class _Block:
     text: str = ""  # the lines joined, hyphenation undone
 
 
+def _declared_pages(data: bytes, limit: int) -> int | None:
+    """The /Count of a page-tree node (an object with /Kids) over ``limit``, if the file shows one
+    uncompressed; outlines also have /Count (no /Kids).  At most _COUNTS_INSPECTED counts over the
+    limit are looked at, each within its object: linear in the file."""
+    inspected = 0
+    for match in _COUNT.finditer(data):
+        count = int(match.group(1))
+        if count <= limit:
+            continue
+        start = max(0, data.rfind(b" obj", 0, match.start()))
+        end = data.find(b"endobj", match.end())
+        if data.find(b"/Kids", start, end if end >= 0 else len(data)) >= 0:
+            return count
+        inspected += 1
+        if inspected >= _COUNTS_INSPECTED:
+            return None
+    return None
+
+
 def parse_pdf(data: bytes, max_pages: int | None = None, time_budget_s: float | None = None, fmt: str = "pdf") -> ParsedDocument:
     import pdfplumber
 
     started = time.monotonic()
+    declared = _declared_pages(data, max_pages) if max_pages is not None else None
+    if declared is not None:
+        raise DocumentTooLarge(f"PDF's page tree declares {declared} pages, more than the limit of {max_pages} (RAG_MAX_PDF_PAGES)")
     try:
         pdf = pdfplumber.open(io.BytesIO(data))
         count = len(pdf.pages)
