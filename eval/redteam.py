@@ -1,5 +1,6 @@
 """Replay issue 11's red-team scenarios (items 1-9), and issue 20's as far as they are fixed
-(items labelled "20.<n>"), against a live service on loopback.
+(items labelled "20.<n>"; items 5, 6, 7 and 10 in eval/redteam_hostile.py), against a live
+service on loopback.
 
     .venv/bin/python eval/redteam.py [--out eval/redteam.json]
 
@@ -29,7 +30,9 @@ import uvicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "eval"))
 
+import redteam_hostile  # noqa: E402
 from rag.api import routes_documents  # noqa: E402
 from rag.api.app import create_app  # noqa: E402
 from rag.api.server_options import uvicorn_options  # noqa: E402
@@ -389,6 +392,21 @@ def hardening_iii(url: str, settings: Settings) -> list[tuple[str, str, str, str
     return rows
 
 
+def hostile_inputs(base: Path, pipeline: Pipeline) -> list[tuple[str, str, str, str, bool]]:
+    """Items 5, 6, 7 and 10 (eval/redteam_hostile.py), on a service of their own (a fresh work
+    budget: the batches above spent the loopback client's)."""
+    rows: list[tuple[str, str, str, str, bool]] = []
+    served = Pipeline(pipeline.settings, encoder=pipeline.encoder, reader=pipeline.reader)
+    with Service(pipeline.settings, served) as url:
+        rows.append(redteam_hostile.chat_parts(url))
+        rows += redteam_hostile.hostile_formats(url, pipeline.settings)
+        rows += redteam_hostile.document_reads(url, served)
+    rows += redteam_hostile.slowloris(pipeline.settings.index_dir)
+    for item, scenario, _, now, ok in rows:
+        print(f"{'PASS' if ok else 'FAIL'}  [{item}] {scenario}: {now}", flush=True)
+    return rows
+
+
 def not_ready_paths(base: Path, pipeline: Pipeline) -> tuple[str, str, str, str, bool]:
     """Item 13: /readyz and 503 bodies of a service with no index yet name no folder."""
     settings = Settings(**{**pipeline.settings.model_dump(), "index_dir": base / "no-index-here"})
@@ -457,6 +475,7 @@ def main() -> int:
                 rows += ingestion(url)
                 rows += hardening_iii(url, settings)
         rows.append(not_ready_paths(base, pipeline))
+        rows += hostile_inputs(base, pipeline)
         if not args.only_issue_20:
             rows += protected_reads(base, pipeline)
             rows.append(spoofed_forwarded_for(pipeline))
