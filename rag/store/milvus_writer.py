@@ -151,10 +151,17 @@ class MilvusWriter(IndexBuilder):
                replaced: Mapping[str, dict]) -> dict[str, int]:
         """Chunk, embed and write ``todo``; {document id: passages} of those stored (not the empty ones).
         ``replaced``: documents that had a version before, whose other rows are then deleted."""
-        items = [item for stored in sorted(todo, key=lambda s: s.document.document_id)
-                 if (item := self._chunk(stored, 0, 0, report)) is not None]
+        items = []
+        for stored in sorted(todo, key=lambda s: s.document.document_id):
+            item = self._chunk(stored, 0, 0)
+            if item is None:
+                log.warning("document %s has no indexable text; skipped", stored.document.document_id)
+                report.skipped.append((stored.document.document_id, "no indexable text"))
+            else:
+                items.append(item)
         passages = [p for item in items for p in item.passages]
-        vectors = self._embed(passages, report)
+        report.embedded_passages = len(passages)
+        vectors = self._embed(passages)
         tokenizer = Tokenizer()
         at = 0
         for start in range(0, len(items), DOCUMENTS_PER_ROUND):
