@@ -1,5 +1,6 @@
 """Replay issue 11's red-team scenarios (items 1-9), and issue 20's as far as they are fixed
-(items labelled "20.<n>"; items 5, 6, 7 and 10 in eval/redteam_hostile.py), against a live
+(items labelled "20.<n>"; items 5, 6, 7 and 10 in eval/redteam_hostile.py, items 2, 8 and 9 in
+eval/redteam_storage.py, each on an index of its own), against a live
 service on loopback.
 
     .venv/bin/python eval/redteam.py [--out eval/redteam.json]
@@ -33,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "eval"))
 
 import redteam_hostile  # noqa: E402
+import redteam_storage  # noqa: E402
 from rag.api import routes_documents  # noqa: E402
 from rag.api.app import create_app  # noqa: E402
 from rag.api.server_options import uvicorn_options  # noqa: E402
@@ -476,6 +478,12 @@ def main() -> int:
                 rows += hardening_iii(url, settings)
         rows.append(not_ready_paths(base, pipeline))
         rows += hostile_inputs(base, pipeline)
+        # Items 2, 8, 9 (full disk, writer lock, damaged files): each on an index of its own.
+        storage = base / "storage"
+        storage.mkdir()
+        rows += redteam_storage.storage_cases(storage, Settings(embedding_model="hashing:256", reader="heuristic", rate_limit="",
+                                                                log_json=False, header_timeout_s=3.0, max_parse_seconds=5.0,
+                                                                background_compaction=False))
         if not args.only_issue_20:
             rows += protected_reads(base, pipeline)
             rows.append(spoofed_forwarded_for(pipeline))
