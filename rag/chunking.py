@@ -133,11 +133,18 @@ def _group_blocks(document: Document, max_words: int) -> list[tuple[int, int, st
     groups: list[list[Block]] = []
     sizes: list[int] = []
     for block in document.blocks:
-        if block.kind == HEADING:
-            groups.append([])  # a heading closes the run above it
+        words = _words(text[block.start : block.end])
+        if block.kind == HEADING and _is_title(block, text, document.title):
+            groups.append([])  # the title over the whole document is the document's, not a paragraph's
             sizes.append(0)
             continue
-        words = _words(text[block.start : block.end])
+        if block.kind == HEADING:
+            # A heading closes the run above it and opens the paragraph under it: its words
+            # ("0.28.0 (28th November, 2024)", a slide title) are read and retrieved with the first
+            # block of its section, and the offsets stay contiguous canonical text.
+            groups.append([block])
+            sizes.append(words)
+            continue
         if block.kind == TABLE and words > max_words:
             for piece in _table_pieces(block, text, max_words):
                 groups.append([piece])
@@ -146,13 +153,16 @@ def _group_blocks(document: Document, max_words: int) -> list[tuple[int, int, st
             sizes.append(0)
             continue
         current = groups[-1] if groups else None
-        if current and _joins(current, sizes[-1], block, words, text, max_words):
+        opened = bool(current) and len(current) == 1 and current[0].kind == HEADING and sizes[-1] + words <= max_words
+        if current and (opened or _joins(current, sizes[-1], block, words, text, max_words)):
             current.append(block)
             sizes[-1] += words
         else:
             groups.append([block])
             sizes.append(words)
-    return [_span(group, document.title) for group in groups if group]
+    # A heading with nothing under it (a chapter heading right above its first section's) stays
+    # in the section paths only.
+    return [_span(group, document.title) for group in groups if group and any(b.kind != HEADING for b in group)]
 
 
 def _joins(group: list[Block], group_words: int, block: Block, words: int, text: str, max_words: int) -> bool:
@@ -193,17 +203,27 @@ def _table_pieces(block: Block, text: str, max_words: int) -> list[Block]:
     return pieces
 
 
+def _is_title(block: Block, text: str, title: str) -> bool:
+    return not block.heading_path and bool(title) and text[block.start : block.end] in (title, clip(title, MAX_HEADING_CHARS))
+
+
+def _body_kind(group: list[Block]) -> str:
+    """A paragraph's kind: its one block's (a heading over it does not count), else "group"."""
+    body = [b for b in group if b.kind != HEADING]
+    return body[0].kind if len(body) == 1 else "group"
+
+
 def _span(group: list[Block], title: str) -> tuple[int, int, str, dict]:
     sources = [(b.source_start, b.source_end) for b in group if b.source_start is not None]
     pages = sorted({page for b in group for page in b.pages})
     extra = {
-        "kind": TABLE if any(b.kind == TABLE for b in group) else group[0].kind if len(group) == 1 else "group",
+        "kind": TABLE if any(b.kind == TABLE for b in group) else _body_kind(group),
         "source_start": min(s for s, _ in sources) if sources else None,
         "source_end": max(e for _, e in sources) if sources else None,
         "pages": pages,
         "bboxes": [list(box) for b in group for box in b.bboxes],
     }
-    path = group[0].heading_path
+    path = next((b.heading_path for b in group if b.kind != HEADING), group[0].heading_path)
     if path and path[0] in (title, clip(title, MAX_HEADING_CHARS)):
         path = path[1:]  # the title heading over the whole document is not a section
     return group[0].start, group[-1].end, " > ".join(path), extra

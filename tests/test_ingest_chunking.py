@@ -46,11 +46,12 @@ def test_paragraph_offsets_map_back_to_the_file():
             assert paragraph.text == paragraph.text.strip()
 
 
-def test_headings_become_sections_not_paragraphs():
+def test_headings_are_sections_and_lead_the_paragraph_under_them():
     docs = {d.document_id: d for d in load_documents([CORPUS]).documents}
     nato = split_paragraphs(docs["nato-indo-pacific-pivot"])
     texts = [p.text for p in nato]
-    assert "NATO’s Strategic Pivot to the Indo-Pacific" not in texts
+    assert "NATO’s Strategic Pivot to the Indo-Pacific" not in texts  # no paragraph of a heading alone
+    assert any(t.startswith("NATO’s Strategic Pivot to the Indo-Pacific\n\n") for t in texts)
     assert nato[0].section == ""
     assert any(p.section == "NATO’s Strategic Pivot to the Indo-Pacific" for p in nato)
     assert any(p.section == "The Broader Implications" for p in nato)
@@ -70,8 +71,9 @@ def test_pull_quote_is_indexed_once():
 def test_blank_line_and_single_newline_paragraphs():
     doc = document_from_text("Title Line Here\nFirst paragraph is long enough to be text.\n\n\nSecond one.  \n", "d")
     paragraphs = split_paragraphs(doc)
-    # Two short paragraphs under one heading make one passage-sized paragraph.
-    assert [p.text for p in paragraphs] == ["First paragraph is long enough to be text.\n\nSecond one."]
+    # Two short paragraphs under one heading make one passage-sized paragraph, led by the heading
+    # (bare text has no title: the heading is read and retrieved with what it heads).
+    assert [p.text for p in paragraphs] == ["Title Line Here\n\nFirst paragraph is long enough to be text.\n\nSecond one."]
     assert paragraphs[0].section == "Title Line Here" and paragraphs[0].kind == "group"
 
 
@@ -79,7 +81,7 @@ def test_markdown_headings():
     doc = document_from_bytes("notes.md", "# Intro\nThe body text.\n## Next part\nMore text.".encode())
     paragraphs = split_paragraphs(doc)
     assert doc.title == "Intro"  # the first heading names the document and is no section of it
-    assert [(p.section, p.text) for p in paragraphs] == [("", "The body text."), ("Next part", "More text.")]
+    assert [(p.section, p.text) for p in paragraphs] == [("", "The body text."), ("Next part", "Next part\n\nMore text.")]
 
 
 def test_html_extracts_blocks_and_drops_scripts():
@@ -88,7 +90,7 @@ def test_html_extracts_blocks_and_drops_scripts():
     assert "alert" not in doc.text
     assert "Hello bold world, a paragraph." in doc.text
     assert doc.title == "t"
-    assert [p.text for p in split_paragraphs(doc)] == ["Hello bold world, a paragraph.\n\nOne item here."]
+    assert [p.text for p in split_paragraphs(doc)] == ["Big Title\n\nHello bold world, a paragraph.\n\nOne item here."]
 
 
 def test_pdf_text_is_extracted():

@@ -58,9 +58,10 @@ def test_man_page_sections_options_and_title():
     by_start = {p.text.split("\n")[0]: p for p in paragraphs}
     # The wrap is joined and justified double spaces collapsed.
     description = next(p for p in paragraphs if p.section == "DESCRIPTION")
-    assert description.text == "Rsync is a fast and extraordinarily versatile file copying tool. It can copy locally, to/from another host over any remote shell."
+    assert description.text == "DESCRIPTION\n\nRsync is a fast and extraordinarily versatile file copying tool. It can copy locally, to/from another host over any remote shell."
     # An option term stays with its description; later paragraphs carry it as a section.
-    compress = by_start["-z, --compress"]
+    compress = by_start["OPTIONS"]  # the section's heading leads its first paragraph
+    assert compress.text.startswith("OPTIONS\n\n-z, --compress\n")
     assert compress.section == "OPTIONS" and "rsync compresses the file data" in compress.text
     bwlimit = by_start["--bwlimit=RATE"]
     assert "maximum transfer rate for the data sent over the socket" in bwlimit.text
@@ -154,6 +155,25 @@ def test_pdf_two_columns_running_heads_hyphenation_and_pages():
     assert all(len(box) == 5 for box in crossing.bboxes)
     heading = next(b for b in document.blocks if b.kind == "heading" and document.text[b.start : b.end] == "Methods")
     assert heading.pages == (1,)
+
+
+def test_pdf_bullets_and_sentence_pieces_in_large_or_bold_type_are_not_headings():
+    page = [(150, 720, 18, "Release Notes", False)]
+    page += _column(72, 700, ["These notes list what changed in this release of the class, with the",
+                              "options that are new, the ones that went away and the fixes to the guide."])
+    page += [(72, 660, 12, "4.1 Authors Guide", True)]
+    page += _column(72, 645, ["The guide was rewritten for this release and it now", "covers the new class options in detail."])
+    page += [(72, 615, 12, "\u00b7 There have been many other bug fixes", True)]  # the test PDFs are latin-1: a middle-dot bullet
+    page += [(72, 595, 14, "pose, Method, Results, and Conclusions. This can", False)]
+    page += _column(72, 575, ["Every section keeps its own numbering as before."])
+    document = document_from_bytes("notes.pdf", _pdf([page], title=""))
+    _check_invariants(document)
+    headings = [document.text[b.start : b.end] for b in document.blocks if b.kind == "heading"]
+    assert "4.1 Authors Guide" in headings
+    assert not any(h.startswith(("\u00b7", "pose")) for h in headings)
+    sections = {p.section for p in split_paragraphs(document)}
+    assert all("\u00b7" not in s and "pose," not in s for s in sections)
+    assert "There have been many other bug fixes" in document.text
 
 
 def test_pdf_line_end_hyphens_keep_real_compounds():

@@ -34,6 +34,8 @@ MARGIN_SHARE = 0.12
 HEADING_SIZE_RATIO = 1.15
 FOOTNOTE_SIZE_RATIO = 0.92
 _PAGE_NUMBER = re.compile(r"^(?:page\s+)?(?:\d{1,4}|[ivxlcdm]{1,7})(?:\s*(?:of|/)\s*\d{1,4})?$", re.IGNORECASE)
+# A sentence end inside a line ("... Conclusions. This can"); "Dr. Smith" and "1. Introduction" are not.
+_SENTENCES = re.compile(r"[a-z]{2,}[.!?]\s+[A-Z]")
 _BULLET = re.compile(r"^(?:[•◦▪▸►‣∙·*–—-]|\(?\d{1,2}[.)]|\(?[a-z][.)])\s")
 _FOOTNOTE_START = re.compile(r"^(?:\d{1,3}|[*†‡§¶])\s?\S")
 _FOOTNOTE_MARK = re.compile(r"^[\d*†‡§¶]$")
@@ -333,11 +335,20 @@ def _demote_front_matter(blocks: list[_Block]) -> None:
             seen_title = True
 
 
+def _heading_shaped(text: str) -> bool:
+    """Could this line be a heading at all?  Not a bullet item ("• There have been many other bug
+    fixes" became a section), not the middle of a sentence (a lower-case start: "pose, Method,
+    Results, and Conclusions. This can"), not two sentences."""
+    text = text.strip()
+    return bool(text) and not _BULLET.match(text) and not text[0].islower() and not _SENTENCES.search(text)
+
+
 def _line_kind(line: _Line, body: float, sizes_above: list[float], heights: list[float]) -> tuple[str, int]:
     words = len(line.text.split())
-    if line.size >= body * HEADING_SIZE_RATIO and words <= 20:
+    shaped = _heading_shaped(line.text)
+    if line.size >= body * HEADING_SIZE_RATIO and words <= 20 and shaped:
         return HEADING, 1 + min(sizes_above.index(line.size) if line.size in sizes_above else 0, 3)
-    if line.bold and words <= 12 and not line.text.rstrip().endswith((".", ",", ";")) and line.size >= body * 0.95:
+    if line.bold and shaped and words <= 12 and not line.text.rstrip().endswith((".", ",", ";")) and line.size >= body * 0.95:
         return HEADING, len(sizes_above) + 1 if len(sizes_above) < 5 else 5
     near_foot = line.top > 0.7 * heights[line.page - 1]
     if near_foot and line.size <= body * FOOTNOTE_SIZE_RATIO and _FOOTNOTE_START.match(line.text):
