@@ -38,6 +38,9 @@ def test_cross_site_form_posts_are_refused(fake_pipeline):
         # no Origin (an old browser's form post) and no proof: refused
         r = client.post("/v1/documents", files={"file": ("x.txt", b"Overwritten.")}, data={"document_id": TARGET})
         assert r.status_code == 403 and "X-Requested-With" in r.json()["detail"]
+        # the refusal names the header and gives a command that works when pasted (issue 21)
+        assert "curl -H 'X-Requested-With: curl' -F file=@notes.txt http://" in r.json()["detail"]
+        assert r.json()["detail"].split("-F file=@notes.txt ")[1].split(" ")[0].endswith("/v1/documents")
         assert _text(client, TARGET) == before
 
 

@@ -117,8 +117,22 @@ def check_cross_site(scope: Scope, settings: Settings) -> None:
         raise Refused(403, "cross-site write refused: Origin 'null'; writes from other sites need an API key")
     if scope["method"] != "POST" or header(scope, PROOF_HEADER) or media_type(scope) == JSON:
         return
-    raise Refused(
-        403,
-        "a write without an API key must show it is not a cross-site form: send the header "
-        "'X-Requested-With: <anything>' (or a JSON body, or an API key)",
+    raise Refused(403, _proof_missing(scope))
+
+
+def _proof_missing(scope: Scope) -> str:
+    """The refusal of a keyless form POST without proof, with a command that works when pasted:
+    curl's -F upload is the first thing a newcomer tries (issue 21)."""
+    server = scope.get("server")
+    base = f"{scope.get('scheme', 'http')}://{_url_host(server[0])}:{server[1]}" if server and server[1] else "http://127.0.0.1:8000"
+    path = scope.get("path", "/v1/documents")
+    body = "-F file=@notes.txt" if path.rstrip("/") == "/v1/documents" else "-X POST"
+    return (
+        "a write without an API key must show it is not a cross-site form: add the header "
+        f"'X-Requested-With: curl' (any value), e.g. curl -H 'X-Requested-With: curl' {body} {base}{path} "
+        "(a JSON body or an API key also works)"
     )
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in str(host) else str(host)
