@@ -123,6 +123,17 @@ def test_models(client):
     assert client.get("/v1/models/rag-default").json()["object"] == "model"
     missing = client.get("/v1/models/gpt-4")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
+    assert "available: rag-default (also accepted: rag)" in missing.json()["error"]["message"]
+
+
+def test_the_names_a_user_tries_mean_the_listed_model(client):
+    """"rag" and the listed id in any case answer as the listed id (issue 21: "rag" was a 404)."""
+    for name in ("rag", "RAG", "rag-default", "Rag-Default"):
+        r = client.post("/v1/chat/completions", json={"model": name, "messages": [{"role": "user", "content": QUESTION}]})
+        assert r.status_code == 200 and r.json()["model"] == "rag-default", name
+        assert client.get(f"/v1/models/{name}").json()["id"] == "rag-default"
+    r = client.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": [{"role": "user", "content": QUESTION}]})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
 
 
 def test_completion_shape_and_citations_match_ask(client):

@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["chat (OpenAI-compatible)"])
 
 DEFAULT_MODEL = "rag-default"
+# Names a user types before reading GET /v1/models (issue 21: "model": "rag" was a 404): they
+# mean the configured index, and the response names the listed id.
+MODEL_ALIASES = {"rag": DEFAULT_MODEL}
 _STARTED = int(time.time())
 
 
@@ -148,6 +151,13 @@ def model_ids(pipeline: Pipeline) -> list[str]:
     return [DEFAULT_MODEL]
 
 
+def resolve_model(requested: str, pipeline: Pipeline) -> str | None:
+    """The listed id ``requested`` names (itself, an alias, either in any case), else None."""
+    name = requested.strip().lower()
+    name = MODEL_ALIASES.get(name, name)
+    return next((m for m in model_ids(pipeline) if m.lower() == name), None)
+
+
 def _model(model_id: str) -> dict[str, Any]:
     return {"id": model_id, "object": "model", "created": _STARTED, "owned_by": "rag"}
 
@@ -159,14 +169,17 @@ def list_models(pipeline: PipelineDep) -> dict:
 
 @router.get("/models/{model_id}", summary="One model")
 def get_model(model_id: str, pipeline: PipelineDep):
-    if model_id not in model_ids(pipeline):
+    listed = resolve_model(model_id, pipeline)
+    if listed is None:
         return _unknown_model(model_id, pipeline).response()
-    return _model(model_id)
+    return _model(listed)
 
 
 def _unknown_model(model_id: str, pipeline: Pipeline) -> OpenAIError:
     known = ", ".join(model_ids(pipeline))
-    return OpenAIError(404, f"The model {model_id!r} does not exist; available: {known}", param="model", code="model_not_found")
+    aliases = ", ".join(sorted(MODEL_ALIASES))
+    return OpenAIError(404, f"The model {model_id!r} does not exist; available: {known} (also accepted: {aliases})",
+                       param="model", code="model_not_found")
 
 
 # ----------------------------------------------------------------------------- completions
@@ -313,8 +326,10 @@ def _extensions(answer: ChatAnswer) -> dict[str, Any]:
 async def chat_completions(request: Request, pipeline: PipelineDep):
     try:
         body = await _parse(request, pipeline.settings)
-        if body.model not in model_ids(pipeline):
+        listed = resolve_model(body.model, pipeline)
+        if listed is None:
             raise _unknown_model(body.model, pipeline)
+        body.model = listed
         _charge(request, question_cost(pipeline.settings))
         answer, turns = await run_in_threadpool(_answer, pipeline, body, request)
     except OpenAIError as exc:
