@@ -176,6 +176,23 @@ def test_pdf_bullets_and_sentence_pieces_in_large_or_bold_type_are_not_headings(
     assert "There have been many other bug fixes" in document.text
 
 
+def test_pdf_footnote_at_a_page_foot_follows_the_paragraph_it_interrupts():
+    page1 = [(150, 720, 18, "Field Notes", False), (300, 30, 9, "1", False)]
+    page1 += _column(72, 690, ["The survey started in the northern valley where the", "team counted the nesting birds along the river and",
+                               "then moved on to the eastern ridge, where the weather"])
+    page1 += [(72, 70, 7, "1 The counts were made at dawn.", False)]
+    page2 = [(300, 30, 9, "2", False)] + _column(72, 720, ["turned before the work was done, so the last counts wait.",
+                                                         "A second paragraph starts on the new page here."])
+    document = document_from_bytes("notes.pdf", _pdf([page1, page2], title=""))
+    _check_invariants(document)
+    text = document.text
+    assert "where the weather turned before the work was done, so the last counts wait." in text
+    note = text.index("The counts were made at dawn.")
+    assert text.index("so the last counts wait.") < note
+    paragraph = next(p for p in split_paragraphs(document) if "weather turned" in p.text)
+    assert "dawn" not in paragraph.text.split("wait.")[0] and paragraph.pages == [1, 2]
+
+
 def test_pdf_line_end_hyphens_keep_real_compounds():
     from rag.parsing.pdf import _join
 

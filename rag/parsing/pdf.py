@@ -304,20 +304,41 @@ def _blocks(lines: list[_Line], body: float, heights: list[float], vocabulary: s
     blocks: list[_Block] = []
     sizes_above = sorted({line.size for line in lines if line.size >= body * HEADING_SIZE_RATIO}, reverse=True)
     previous: _Line | None = None
+    deferred: list[_Block] = []  # footnotes of a paragraph that goes on over the page: they follow it
     for line in lines:
         kind, level = _line_kind(line, body, sizes_above, heights)
         current = blocks[-1] if blocks else None
+        if current is not None and current.kind == FOOTNOTE and kind == PARAGRAPH and line.page != current.lines[-1].page:
+            host = _interrupted(blocks)
+            # Only a sentence cut mid-word or mid-phrase ("... where the weather" / "turned before"):
+            # a code line such as "\end{Verbatim}" is not carried over a footnote.
+            if host is not None and re.search(r"[A-Za-z,;-]$", blocks[host].lines[-1].text) and line.text[:1].islower() \
+                    and _continues(blocks[host], blocks[host].lines[-1], line, kind, body):
+                deferred += blocks[host + 1:]
+                del blocks[host + 1:]
+                current, previous = blocks[host], blocks[host].lines[-1]
         if current is not None and previous is not None and _continues(current, previous, line, kind, body):
             current.lines.append(line)
         else:
+            blocks += deferred
+            deferred = []
             if kind == PARAGRAPH and _BULLET.match(line.text):
                 kind = LIST_ITEM
             blocks.append(_Block(kind, [line], level))
         previous = line
+    blocks += deferred
     for block in blocks:
         block.text = _join([line.text for line in block.lines], vocabulary)
     _demote_front_matter(blocks)
     return blocks
+
+
+def _interrupted(blocks: list[_Block]) -> int | None:
+    """The paragraph the trailing footnotes at a page's foot interrupt (its index), if any."""
+    i = len(blocks) - 1
+    while i >= 0 and blocks[i].kind == FOOTNOTE:
+        i -= 1
+    return i if i >= 0 and blocks[i].kind in (PARAGRAPH, LIST_ITEM) and blocks[i].lines[-1].page == blocks[-1].lines[-1].page else None
 
 
 def _demote_front_matter(blocks: list[_Block]) -> None:
