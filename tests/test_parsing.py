@@ -193,6 +193,25 @@ def test_pdf_footnote_at_a_page_foot_follows_the_paragraph_it_interrupts():
     assert "dawn" not in paragraph.text.split("wait.")[0] and paragraph.pages == [1, 2]
 
 
+def test_pdf_three_column_reference_card_reads_each_column_row_by_row():
+    """A reference card: three columns of "command | what it does" rows on one page.  Each column
+    is read on its own (one gutter read the first two as one, rows interleaved), and each row
+    keeps its command with its description."""
+    page = [(250, 760, 14, "Shell Reference Card", False)]
+    for x, tool in [(20, "cat"), (220, "apt"), (420, "git")]:
+        page.append((x, 730, 9, f"{tool.upper()} Commands", True))
+        for r in range(12):
+            page.append((x, 712 - 11 * r, 7, f"{tool} op{r}", False))
+            page.append((x + 50, 712 - 11 * r, 7, f"Runs the {tool} step number {r}.", False))
+    document = document_from_bytes("card.pdf", _pdf([page], title=""))
+    _check_invariants(document)
+    text = document.text
+    for tool in ("cat", "apt", "git"):
+        for r in range(12):
+            assert f"{tool} op{r} Runs the {tool} step number {r}." in text
+    assert text.index("Runs the cat step number 11.") < text.index("apt op0") < text.index("Runs the apt step number 11.") < text.index("git op0")
+
+
 def test_pdf_line_end_hyphens_keep_real_compounds():
     from rag.parsing.pdf import _join
 
