@@ -5,6 +5,7 @@ import functools
 import json
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -76,9 +77,13 @@ def index_command(
     paths: Annotated[Optional[list[Path]], typer.Argument(help="Files or folders to index [default: corpus/]")] = None,
     index: IndexOpt = None,
     model: ModelOpt = None,
+    only: Annotated[bool, typer.Option("--only", help="Keep only these files in the index: remove every other "
+                                                       "document (the example corpus, other folders, uploads)")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Build or update the index: re-embeds only new or changed documents, drops deleted ones."""
+    """Build or update the index: re-embeds only new or changed documents, drops deleted ones.
+
+    Documents from other folders (the example corpus at first) and uploads stay unless --only is given."""
     from rag.pipeline import Pipeline
 
     _logging(verbose)
@@ -98,7 +103,9 @@ def index_command(
         require_vector_backend(settings.vector_backend, settings.milvus_uri)
         package_log.addHandler(held)
         package_log.propagate = False
-        report = Pipeline(settings).index_paths(paths)
+        pipeline = Pipeline(settings)
+        report = pipeline.index_paths(paths, only=only)
+        others = pipeline.documents_outside(paths)
     except RagError as exc:
         _fail(exc)
     finally:
@@ -112,6 +119,20 @@ def index_command(
         f"(added {len(report.added)}, updated {len(report.updated)}, unchanged {len(report.unchanged)}, "
         f"removed {len(report.removed)}; embedded {report.embedded_passages} passages in {report.seconds:.1f}s)"
     )
+    if others:
+        # A newcomer's first `rag index ~/notes` kept the two example documents, and answers
+        # came from them too (issue 21).
+        shown = ", ".join(info["document_id"] for info in others[:3]) + (", ..." if len(others) > 3 else "")
+        typer.secho(
+            f"the index also holds {len(others)} other document{'s' if len(others) != 1 else ''} ({shown}), "
+            f"and answers come from them too: `rag index {' '.join(_quoted(p) for p in paths)} --only` keeps only these files; "
+            "`--index DIR` on every command keeps a separate index",
+            fg=typer.colors.YELLOW,
+        )
+
+
+def _quoted(path: Path) -> str:
+    return shlex.quote(str(path))
 
 
 @app.command("ask")
@@ -122,6 +143,7 @@ def ask_command(
     mode: Annotated[Optional[RetrievalMode], typer.Option("--mode", help="Retrieval mode [default: RAG_RETRIEVAL_MODE]")] = None,
     reader: ReaderOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the same JSON as POST /v1/ask")] = False,
+    paragraph: Annotated[bool, typer.Option("--paragraph", help="Show the whole cited paragraph, not just the sentence around the answer")] = False,
     local: Annotated[bool, typer.Option("--local", help="Load the models here even when `rag serve` runs on this index")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
@@ -146,7 +168,7 @@ def ask_command(
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False))
         return
-    _print_answers(result)
+    _print_answers(result, paragraph=paragraph)
 
 
 def _ask_locally(settings: Settings, question: str, top_k: int | None, mode: str | None) -> dict:
@@ -164,7 +186,35 @@ def _ask_locally(settings: Settings, question: str, top_k: int | None, mode: str
     raise AssertionError("unreachable")  # _fail exits
 
 
-def _print_answers(result: dict) -> None:
+# The excerpt under an answer: its sentence, cut to this many characters around the answer.
+EXCERPT_CHARS = 240
+
+
+def excerpt(answer: dict) -> str:
+    """The sentence around the answer on one line: within the answer's own line of the paragraph
+    (a list paragraph has no sentence ends, and its "sentence" was all 12 lines), cut to about
+    ``EXCERPT_CHARS`` around the answer with "..." where text is left out."""
+    text, c = answer["citation"]["paragraph_text"], answer["citation"]
+    a_start, a_end = c["answer_start"], c["answer_end"]
+    start, end = answer.get("context_start", 0), answer.get("context_end", 0)
+    if end <= start:
+        start, end = 0, len(text)
+    start = max(start, text.rfind("\n", 0, a_start) + 1)
+    newline = text.find("\n", a_end)
+    end = min(end, newline if newline >= 0 else len(text))
+    room = max(0, EXCERPT_CHARS - (a_end - a_start)) // 2
+    cut_start, cut_end = max(start, a_start - room), min(end, a_end + room)
+    if cut_start > start:  # whole words only
+        space = text.find(" ", cut_start, a_start)
+        cut_start = space + 1 if space >= 0 else cut_start
+    if cut_end < end:
+        space = text.rfind(" ", a_end, cut_end)
+        cut_end = space if space >= 0 else cut_end
+    shown = " ".join(text[cut_start:cut_end].split())
+    return ("..." if cut_start > start else "") + shown + ("..." if cut_end < end else "")
+
+
+def _print_answers(result: dict, paragraph: bool = False) -> None:
     if not result["answers"]:
         no_answer = result.get("no_answer") or {}
         typer.echo(f"No answer: {no_answer.get('message') or no_answer.get('reason') or 'nothing found'}")
@@ -176,7 +226,11 @@ def _print_answers(result: dict) -> None:
             where = f"p. {', '.join(str(p) for p in c['pages'])}, " + where
         typer.secho(f"{n}. {answer['text']}", bold=True)
         typer.echo(f"   score {answer['score']:.3f} | {c['title']} ({c['document_id']}), {where}, chars {c['answer_start']}-{c['answer_end']}")
-        typer.echo(f"   \u201c{answer['context']}\u201d")
+        if paragraph:
+            for line in c["paragraph_text"].splitlines():
+                typer.echo(f"   {line}")
+        else:
+            typer.echo(f"   \u201c{excerpt(answer)}\u201d")
 
 
 @app.command("serve")

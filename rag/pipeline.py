@@ -303,6 +303,20 @@ class Pipeline:
         info = {"origin": stored.origin, "passages": index.passage_count(document_id)}
         return stored.document, info, index.paragraphs_of(document_id)
 
+    def documents_outside(self, paths: Iterable[Path]) -> list[dict]:
+        """Infos of the indexed documents that no file under ``paths`` gave: other folders' files
+        and uploads (``rag index FOLDER`` keeps them, and says so)."""
+        roots = [Path(p).resolve() for p in paths]
+
+        def inside(info: dict) -> bool:
+            source = info.get("source_path")
+            if info.get("origin") != "file" or not source:
+                return False
+            path = Path(source).resolve()
+            return any(path == root or path.is_relative_to(root) for root in roots)
+
+        return [info for info in self.documents() if not inside(info)]
+
     def _apply(self, **changes) -> IndexReport:
         started = time.perf_counter()
         builder = make_writer(self.settings, self.encoder)
@@ -349,12 +363,15 @@ class Pipeline:
             raise DocumentNotFound(f"no document with id {document_id!r}")
         return self._apply(deletes=[document_id])
 
-    def index_paths(self, paths: Iterable[Path]) -> IndexReport:
-        """``rag index``: sync the index with the supported files under ``paths``."""
+    def index_paths(self, paths: Iterable[Path], only: bool = False) -> IndexReport:
+        """``rag index``: sync the index with the supported files under ``paths``; with ``only``,
+        every other document (another folder's files, uploads, the example corpus) is removed in
+        the same commit, so the index holds just these files."""
         paths = [Path(p) for p in paths]
         # This index's limits (not the environment's), the sandbox included; files on disk have
         # no byte limit of their own.
         ingested = load_documents(paths, replace(IngestLimits.from_settings(self.settings), max_file_bytes=None))
-        report = self._apply(upserts=ingested.documents, origin="file", sync_roots=paths)
+        deletes = [info["document_id"] for info in self.documents_outside(paths)] if only else []
+        report = self._apply(upserts=ingested.documents, deletes=deletes, origin="file", sync_roots=paths)
         report.skipped = ingested.skipped + report.skipped
         return report

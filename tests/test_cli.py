@@ -169,3 +169,51 @@ def test_serve_says_where_the_chat_page_and_docs_are(tmp_path, corpus_dir):
     records = [json.loads(line) for line in server.stderr.read().splitlines() if line.startswith("{")]
     ready = [r for r in records if r["message"] == "ready"]
     assert ready and ready[0]["chat_url"] == url + "/" and ready[0]["docs_url"] == url + "/docs"
+
+
+LIST_NOTES = ("Packing list\n\nThings to bring:\n\n" + "".join(f"- {item}\n" for item in (
+    "a tent with two poles", "a sleeping bag rated to minus five", "the blue stove made by Primus", "matches in a waterproof tin",
+    "a map of the Cairngorms", "water filter", "head torch", "spare socks", "first aid kit", "whistle", "sun cream", "rain jacket")))
+
+
+def test_ask_shows_the_sentence_around_the_answer_and_the_paragraph_with_a_flag(tmp_path):
+    """A list paragraph has no sentence ends: the answer's own line is shown, not 12 lines (issue 21)."""
+    env = _env(tmp_path)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "list.md").write_text(LIST_NOTES)
+    assert runner.invoke(app, ["index", str(tmp_path / "notes")], env=env).exit_code == 0
+    r = runner.invoke(app, ["ask", "Who made the blue stove?", "--local"], env=env)
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.strip().splitlines()
+    assert lines[0] == "1. Primus" and lines[2] == "   \u201cthe blue stove made by Primus\u201d" and len(lines) == 3
+    r = runner.invoke(app, ["ask", "Who made the blue stove?", "--local", "--paragraph"], env=env)
+    assert r.exit_code == 0 and "   spare socks" in r.stdout.splitlines() and "   the blue stove made by Primus" in r.stdout.splitlines()
+
+
+def test_excerpt_cuts_a_long_sentence_around_the_answer():
+    from rag.cli import EXCERPT_CHARS, excerpt
+
+    text = "Intro line\n" + " ".join(f"word{i}" for i in range(200)) + " the answer is Miriam Casaubon and " + " ".join(f"tail{i}" for i in range(200)) + "."
+    start = text.index("Miriam Casaubon")
+    answer = {"citation": {"paragraph_text": text, "answer_start": start, "answer_end": start + 15}, "context_start": 0, "context_end": len(text)}
+    shown = excerpt(answer)
+    assert shown.startswith("...word") and shown.endswith("...") and "Miriam Casaubon" in shown and "Intro" not in shown
+    assert len(shown) <= EXCERPT_CHARS + 6
+    short = {"citation": {"paragraph_text": "Intro\nThe keeper was Miriam Casaubon.", "answer_start": 21, "answer_end": 36}, "context_start": 0, "context_end": 37}
+    assert excerpt(short) == "The keeper was Miriam Casaubon."
+
+
+def test_index_says_other_documents_stay_and_only_removes_them(tmp_path, corpus_dir):
+    """`rag index FOLDER` on the default index kept the example documents silently (issue 21)."""
+    env = _env(tmp_path)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "list.md").write_text(LIST_NOTES)
+    assert runner.invoke(app, ["index", str(corpus_dir)], env=env).exit_code == 0
+    r = runner.invoke(app, ["index", str(tmp_path / "notes")], env=env)
+    assert r.exit_code == 0 and "indexed 3 documents" in r.stdout
+    assert "the index also holds 2 other documents (korea-2024-nato-summit, nato-indo-pacific-pivot)" in r.stdout
+    assert f"rag index {tmp_path / 'notes'} --only" in r.stdout
+    r = runner.invoke(app, ["index", str(tmp_path / "notes"), "--only"], env=env)
+    assert r.exit_code == 0 and "indexed 1 documents" in r.stdout and "removed 2" in r.stdout and "other document" not in r.stdout
+    r = runner.invoke(app, ["ask", "Who was NATO's first Secretary General?", "--local"], env=env)
+    assert r.stdout.startswith("No answer")
