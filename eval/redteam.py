@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "eval"))
 
 import redteam_hostile  # noqa: E402
-import redteam_storage  # noqa: E402
+from hostile_files import pdf_from_objects  # noqa: E402
 from rag.api import routes_documents  # noqa: E402
 from rag.api.app import create_app  # noqa: E402
 from rag.api.server_options import uvicorn_options  # noqa: E402
@@ -428,19 +428,7 @@ def _one_page_pdf(lines: list[tuple[float, float, float, str]]) -> bytes:
                b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
                b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"endstream",
                b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
-    return _pdf(objects, b"")
-
-
-def _pdf(objects: list[bytes], trailer_extra: bytes) -> bytes:
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1) + b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer << /Size %d /Root 1 0 R%s >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, trailer_extra, xref)
-    return bytes(out)
+    return pdf_from_objects(objects)
 
 
 def _nested_title_pdf() -> bytes:
@@ -451,7 +439,7 @@ def _nested_title_pdf() -> bytes:
                b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"endstream",
                b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
                b"<< /Title " + b"[" * 100_000 + b"]" * 100_000 + b" >>"]
-    return _pdf(objects, b" /Info 6 0 R")
+    return pdf_from_objects(objects, b" /Info 6 0 R")
 
 
 def main() -> int:
@@ -478,7 +466,10 @@ def main() -> int:
                 rows += hardening_iii(url, settings)
         rows.append(not_ready_paths(base, pipeline))
         rows += hostile_inputs(base, pipeline)
-        # Items 2, 8, 9 (full disk, writer lock, damaged files): each on an index of its own.
+        # Items 2, 8, 9 (full disk, writer lock, damaged files): each on an index of its own
+        # (imported here: redteam_storage reuses this module's service and probes).
+        import redteam_storage
+
         storage = base / "storage"
         storage.mkdir()
         rows += redteam_storage.storage_cases(storage, Settings(embedding_model="hashing:256", reader="heuristic", rate_limit="",
@@ -489,13 +480,17 @@ def main() -> int:
             rows.append(spoofed_forwarded_for(pipeline))
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    elapsed = time.monotonic() - started
+    return report(rows, time.monotonic() - started, args.out)
+
+
+def report(rows: list[tuple[str, str, str, str, bool]], elapsed: float, out: Path | None) -> int:
+    """Print the table (and write it as JSON to ``out``); the exit status: 1 when any row failed."""
     print("\n| item | scenario | the issue saw | now | result |\n|---|---|---|---|---|")
     for item, scenario, before, now, ok in rows:
         print(f"| {item} | {scenario} | {before} | {now} | {'pass' if ok else 'FAIL'} |")
     print(f"\n{sum(r[4] for r in rows)}/{len(rows)} passed in {elapsed:.0f} s")
-    if args.out:
-        args.out.write_text(json.dumps([dict(zip(("item", "scenario", "before", "now", "passed"), r)) for r in rows], indent=2))
+    if out:
+        out.write_text(json.dumps([dict(zip(("item", "scenario", "before", "now", "passed"), r)) for r in rows], indent=2))
     return 0 if all(r[4] for r in rows) else 1
 
 

@@ -12,7 +12,6 @@ About 1-2 minutes on 2 loaded cores.  Exit status 1 when any scenario fails.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
@@ -28,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "eval"))
 
-from redteam import QUESTION, Service, _healthz_while  # noqa: E402
+from redteam import QUESTION, Service, _healthz_while, report  # noqa: E402
 
 from rag.embedding import HashingEncoder  # noqa: E402
 from rag.pipeline import Pipeline  # noqa: E402
@@ -287,13 +286,7 @@ def main() -> int:
         rows = storage_cases(base, settings)
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    print("\n| item | scenario | before | now | result |\n|---|---|---|---|---|")
-    for item, scenario, before, now, ok in rows:
-        print(f"| {item} | {scenario} | {before} | {now} | {'pass' if ok else 'FAIL'} |")
-    print(f"\n{sum(r[4] for r in rows)}/{len(rows)} passed in {time.monotonic() - started:.0f} s")
-    if args.out:
-        args.out.write_text(json.dumps([dict(zip(("item", "scenario", "before", "now", "passed"), r)) for r in rows], indent=2))
-    return 0 if all(r[4] for r in rows) else 1
+    return report(rows, time.monotonic() - started, args.out)
 
 
 if __name__ == "__main__":
