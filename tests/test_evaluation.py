@@ -259,6 +259,31 @@ def test_eval_gold_json_and_report(tmp_path, fake_pipeline):
     assert "| em | 100.00 |" in (report / REPORT_FILE).read_text()
 
 
+def test_eval_gold_for_documents_not_in_the_index_says_so(tmp_path, fake_pipeline):
+    """A gold file whose "doc" fields name no indexed document printed recall@5 0.00 and
+    citation_accuracy 0.00 as if retrieval had failed (issue 21): it says the documents are not
+    in the index, scores by evidence text where the gold has it, and leaves the rest unjudged."""
+    gold = _write_jsonl(tmp_path / "gold.jsonl", [
+        {"id": "q1", "question": "Who was NATO's first Secretary General?", "answers": ["Lord Hastings Lionel Ismay"],
+         "doc": "my-notes.md", "evidence": "first Secretary General, Lord Hastings Lionel Ismay"},
+        {"id": "q2", "question": "Who was NATO's first Secretary General?", "answers": ["Lord Hastings Lionel Ismay"], "doc": "other.pdf"},
+    ])
+    body = _last_json(_invoke([str(gold), "--index", str(fake_pipeline.index_dir), "--json", "--report", str(tmp_path / "report")]))
+    assert "> note: 2 documents named in the gold file" in (tmp_path / "report" / REPORT_FILE).read_text()
+    assert body["config"]["documents_not_in_index"] == ["my-notes.md", "other.pdf"]
+    assert body["config"]["questions_scored_by_evidence"] == 1 and body["config"]["questions_not_judged_for_retrieval"] == 1
+    assert body["recall@5"] == 1.0 and body["citation_accuracy"] == 1.0  # q1 by its evidence; q2 not judged
+    text = _invoke([str(gold), "--index", str(fake_pipeline.index_dir)]).stdout
+    assert "note: 2 documents named in the gold file's \"doc\" fields are not in the index" in text
+    assert "my-notes.md, other.pdf" in text and "scored by their evidence text" in text and "left out of recall" in text
+    # with no evidence anywhere, nothing is judged: no recall line at all rather than 0.00
+    gold = _write_jsonl(tmp_path / "gold2.jsonl", [
+        {"id": "q2", "question": "Who was NATO's first Secretary General?", "answers": ["Lord Hastings Lionel Ismay"], "doc": "other.pdf"}])
+    text = _invoke([str(gold), "--index", str(fake_pipeline.index_dir)]).stdout
+    metric_lines = [line.split()[0] for line in text.splitlines() if line.startswith("  ") and line.split()]
+    assert "recall@5" not in metric_lines and "citation_accuracy" not in metric_lines and "not in the index" in text
+
+
 def test_eval_squad_reader_and_open(tmp_path):
     squad = _squad_file(tmp_path)
     reader = _last_json(_invoke(["--squad", str(squad), "--mode", "reader", "--json"]))

@@ -18,7 +18,7 @@ from rag.errors import RagError
 from rag.evaluation import metrics as M
 from rag.evaluation.datasets import BeirSet, SquadSet
 from rag.evaluation.gold import GoldQuestion
-from rag.evaluation.runner import Record, batches, progress, run_open, run_reader
+from rag.evaluation.runner import Record, batches, categorize, progress, run_open, run_reader
 from rag.ingest import document_from_text, slugify
 from rag.pipeline import Pipeline
 from rag.retrieval import RetrievalParams
@@ -84,13 +84,44 @@ def evaluate_gold(pipeline: Pipeline, questions: Sequence[GoldQuestion], *, mode
     """Every question through the pipeline the API uses, against the pipeline's own index."""
     index = pipeline.index
     unknown = sorted({q.doc for q in questions if q.doc} - _doc_names(index))
+    missing: dict[str, str] = {}  # question id -> how it is scored: "evidence" or "unscored"
     if unknown:
+        # A gold file for other documents scored recall@5 0.00 and citation_accuracy 0.00, as
+        # if retrieval had failed (issue 21): its questions' passages are judged by their
+        # evidence text wherever it is, and those without evidence are not judged at all.
         log.warning("gold questions name documents that are not in the index: %s", ", ".join(unknown))
+        missing = {q.id: "evidence" if q.evidence else "unscored" for q in questions if q.doc in unknown}
+        questions = [dataclasses.replace(q, doc=None) if missing.get(q.id) == "evidence" else q for q in questions]
     started = time.perf_counter()
     records, used = run_open(pipeline, questions, mode=mode, batch_size=batch_size, threshold=threshold)
+    for record in records:
+        if missing.get(record.id) == "unscored":
+            record.relevant_ranks, record.reader_saw_gold, record.citation_correct = None, None, None
+            record.category = categorize(record)
+            record.note = (record.note + "; " if record.note else "") + "gold document not in the index: retrieval not judged"
     config = {"dataset": source, "mode": "gold", **pipeline_config(pipeline, mode, used),
               "index_documents": len(index.documents), "index_passages": len(index.passages), "batch_size": batch_size}
+    if unknown:
+        config["documents_not_in_index"] = unknown
+        config["questions_scored_by_evidence"] = sum(1 for how in missing.values() if how == "evidence")
+        config["questions_not_judged_for_retrieval"] = sum(1 for how in missing.values() if how == "unscored")
+        config["index_dir"] = str(pipeline.settings.index_dir)
     return _from_records("gold", records, config, retrieval=True, citations=True, timings={"ask": time.perf_counter() - started})
+
+
+def missing_documents_note(c: dict) -> list[str]:
+    """What a gold file for other documents means for the numbers above, in plain words."""
+    names = c["documents_not_in_index"]
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    lines = [f"note: {len(names)} document{'s' if len(names) != 1 else ''} named in the gold file's \"doc\" fields "
+             f"{'are' if len(names) != 1 else 'is'} not in the index {c.get('index_dir', '')} "
+             f"({c.get('index_documents', '?')} documents): {shown}"]
+    if c.get("questions_scored_by_evidence"):
+        lines.append(f"  {c['questions_scored_by_evidence']} of their questions are scored by their evidence text anywhere in the index")
+    if c.get("questions_not_judged_for_retrieval"):
+        lines.append(f"  {c['questions_not_judged_for_retrieval']} of their questions have no evidence text: left out of recall and citation_accuracy")
+    lines.append("  index those files first (rag index FILES --index DIR, then rag eval GOLD --index DIR), or fix the \"doc\" fields")
+    return lines
 
 
 def _doc_names(index) -> set[str]:

@@ -187,4 +187,8 @@ def summary_text(evaluation) -> str:
     if m.get("categories"):
         lines.append("  " + ", ".join(f"{k} {v}" for k, v in m["categories"].items()))
     lines.append(f"  wall time {evaluation.timings_s.get('total', 0):.1f} s")
+    if c.get("documents_not_in_index"):
+        from rag.evaluation.benchmarks import missing_documents_note
+
+        lines.extend(missing_documents_note(c))
     return "\n".join(lines)

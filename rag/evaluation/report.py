@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.evaluation.benchmarks import Evaluation
+from rag.evaluation.benchmarks import Evaluation, missing_documents_note
 
 DIAGNOSTICS_FILE = "diagnostics.jsonl"
 REPORT_FILE = "report.md"
@@ -145,6 +145,8 @@ def markdown(evaluation: Evaluation, command: str = "") -> str:
             lines.append(f"| {key} | {_fmt(value)} |")
     lines += ["", "EM, F1, has_answer_*, no_answer_accuracy and best_* are 0-100 (SQuAD's official definitions;"
               " an abstention on an unanswerable question scores 100); recall, mrr, ndcg and citation_accuracy are 0-1.", ""]
+    if c.get("documents_not_in_index"):
+        lines += [f"> {line.strip()}  " for line in missing_documents_note(c)] + [""]
     if m.get("categories"):
         lines += ["## Outcomes", "", "| category | questions |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in m["categories"].items()]
