@@ -266,6 +266,24 @@ def test_document_view_escapes_text(client):
     assert client.get("/documents/no-such-doc").status_code == 404
 
 
+def test_document_view_names_a_heading_once(client):
+    """A heading leads the paragraph under it (its text is read and retrieved); the view shows it
+    as the section's heading, not again at the start of the paragraph, unless a quote is in it."""
+    page = client.get("/documents/nato-indo-pacific-pivot").text
+    heading = "NATO’s Strategic Pivot to the Indo-Pacific"
+    assert page.count(f'<h2 class="section">{heading}</h2>') == 1
+    item = re.search(r'<li id="p3"[^>]*>.*?</li>', page, re.S).group(0)
+    assert '<span class="text">The 75th anniversary summit' in item and heading not in item
+    # a quote that reaches into the heading: the paragraph is shown whole, the marks in place
+    item = re.search(r'<li id="p3"[^>]*>.*?</li>', client.get("/documents/nato-indo-pacific-pivot?p=3&quote=0-10&answer=0-4").text, re.S).group(0)
+    assert '<mark id="quote"><strong>NATO</strong>’s Str</mark>' in item
+    # a quote after it: marks shifted with the text
+    text = next(p for p in client.get("/v1/documents/nato-indo-pacific-pivot").json()["paragraphs"] if p["paragraph_index"] == 3)["text"]
+    start = text.index("The 75th")
+    item = re.search(r'<li id="p3"[^>]*>.*?</li>', client.get(f"/documents/nato-indo-pacific-pivot?p=3&quote={start}-{start + 8}").text, re.S).group(0)
+    assert '<span class="text"><mark id="quote">The 75th</mark> anniversary' in item
+
+
 def test_public_url_sets_citation_links(client, fake_pipeline, monkeypatch):
     monkeypatch.setattr(fake_pipeline.settings, "public_url", "https://qa.example.org/")
     body = _chat(client, QUESTION).json()

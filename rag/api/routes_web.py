@@ -98,7 +98,15 @@ def _marked(text: str, quote: tuple[int, int] | None, answer: tuple[int, int] | 
     return f'{e(text[:qs])}<mark id="quote">{inner}</mark>{e(text[qe:])}'
 
 
-def _paragraph_item(p: Paragraph, marks: str | None) -> str:
+def _lead_heading(p: Paragraph, heading: str) -> int:
+    """Characters of the paragraph that repeat the heading just shown above it: a heading leads
+    the paragraph under it (rag/chunking.py), and the view names it once, as the section's <h2>."""
+    if not heading or not p.text.startswith(heading) or p.text[len(heading) : len(heading) + 1] != "\n":
+        return 0
+    return len(p.text) - len(p.text[len(heading) :].lstrip())
+
+
+def _paragraph_item(p: Paragraph, marks: str | None, skip: int = 0) -> str:
     e = html.escape
     pages = ""
     if p.pages:
@@ -108,7 +116,7 @@ def _paragraph_item(p: Paragraph, marks: str | None) -> str:
     return (
         f'<li id="p{p.paragraph_index}" tabindex="-1"{cited}>'
         f'<a class="anchor" href="#p{p.paragraph_index}" aria-label="paragraph {p.paragraph_index}">¶{p.paragraph_index}</a>'
-        f'{pages} <span>{marks if marks is not None else e(p.text)}</span></li>'
+        f'{pages} <span class="text">{marks if marks is not None else e(p.text[skip:])}</span></li>'
     )
 
 
@@ -139,15 +147,21 @@ def document_page(document_id: str, request: Request, pipeline: PipelineDep, p: 
     if section and page.paragraphs and page.paragraphs[0].section == section:
         parts.append(f'</ol><h2 class="section">{e(section.split(" > ")[-1])}</h2><ol class="paragraphs" start="{page.start}">')
     for x in page.paragraphs:
+        skip = 0
         if x.section and x.section != section:
             # Close the list, name the section once, and continue the numbering after it.
-            parts.append(f'</ol><h2 class="section">{e(x.section.split(" > ")[-1])}</h2>'
+            heading = x.section.split(" > ")[-1]
+            parts.append(f'</ol><h2 class="section">{e(heading)}</h2>'
                          f'<ol class="paragraphs" start="{x.paragraph_index}">')
+            skip = _lead_heading(x, heading)
         section = x.section
         marks = None
         if p == x.paragraph_index and (quote or answer):
-            marks = _marked(x.text, _span(quote, len(x.text)), _span(answer, len(x.text)))
-        parts.append(_paragraph_item(x, marks))
+            spans = [_span(quote, len(x.text)), _span(answer, len(x.text))]
+            if any(s is not None and s[0] < skip for s in spans):
+                skip = 0  # the quote reaches into the heading: show the paragraph whole
+            marks = _marked(x.text[skip:], *[(s[0] - skip, s[1] - skip) if s else None for s in spans])
+        parts.append(_paragraph_item(x, marks, skip))
     nav = _page_links(document_id, page, limit)
     body = (
         f'<p><a href="/">← Back to the workspace</a></p><h1>{e(title)}</h1>'
