@@ -274,7 +274,20 @@ def _repeated_paragraphs(texts: Sequence[str]) -> set[int]:
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each sentence in ``text``; whitespace between sentences belongs to none."""
+    """(start, end) of each sentence in ``text``; whitespace between sentences belongs to none.
+    A blank line (a block boundary: a heading over its paragraph, a list item) always ends one."""
+    spans: list[tuple[int, int]] = []
+    offset = 0
+    for block in text.split("\n\n"):
+        for a, b in _block_sentences(block):
+            a += len(block[a:b]) - len(block[a:b].lstrip())
+            if a < b:
+                spans.append((offset + a, offset + b))
+        offset += len(block) + 2
+    return spans
+
+
+def _block_sentences(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     start = 0
     for match in _SENTENCE_BOUNDARY.finditer(text):

@@ -148,3 +148,10 @@ def test_a_sentence_longer_than_the_window_is_cut_at_words():
     passages = make_passages(split_paragraphs(doc), max_words=100, overlap_sentences=1)
     assert all(len(p.text.split()) <= 100 for p in passages)
     assert sum(len(p.text.split()) for p in passages) >= 500
+
+
+def test_a_blank_line_always_ends_a_sentence():
+    from rag.chunking import sentence_spans
+
+    text = "Installation\n\nRun the installer. It takes a minute\n\n\nThen restart"
+    assert [text[a:b] for a, b in sentence_spans(text)] == ["Installation", "Run the installer.", "It takes a minute", "Then restart"]
