@@ -153,7 +153,7 @@ def _group_blocks(document: Document, max_words: int) -> list[tuple[int, int, st
             sizes.append(0)
             continue
         current = groups[-1] if groups else None
-        opened = bool(current) and len(current) == 1 and current[0].kind == HEADING and sizes[-1] + words <= max_words
+        opened = current is not None and len(current) == 1 and current[0].kind == HEADING and sizes[-1] + words <= max_words
         if current and (opened or _joins(current, sizes[-1], block, words, text, max_words)):
             current.append(block)
             sizes[-1] += words

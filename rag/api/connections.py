@@ -137,7 +137,9 @@ class ConnectionTracker:
 
     def _forget(self, connection: Tracked) -> None:
         client = self._client_of.pop(id(connection), None)
-        connections = self._by_client.get(client) if client is not None else None
+        if client is None:
+            return
+        connections = self._by_client.get(client)
         if connections is not None and connections.pop(id(connection), None) is not None:
             self._open -= 1
             if not connections:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+from typing import Any
 
 from rag.errors import DocumentTooLarge, UnsupportedDocument
 from rag.parsing.blocks import CAPTION, CODE, LIST_ITEM, PARAGRAPH, QUOTE, CanonicalBuilder, ParsedDocument, first_heading
@@ -200,7 +201,7 @@ def parse_pptx(data: bytes, fmt: str = "pptx") -> ParsedDocument:
     builder = CanonicalBuilder(fmt)
     deck_title = first_text = ""
     for number, slide in enumerate(presentation.slides, start=1):
-        where = {"pages": (number,)}
+        where: dict[str, Any] = {"pages": (number,)}
         title_shape = slide.shapes.title
         # The title placeholder's first line is the slide's heading; any further lines in it (a list
         # typed into the title box: python-pptx reports the placeholder as the title) are body text,

@@ -169,7 +169,7 @@ def _page_lines(page, number: int) -> list[_Line]:
     # multi-column band above it, which is read column by column, left to right.
     edges = [0.0, *gutters, width]
     ordered: list[_Line] = []
-    columns: list[list[_Line]] = [[] for _ in gutters] + [[]] if gutters else []
+    columns: list[list[_Line]] = [[] for _ in range(len(gutters) + 1)] if gutters else []
     for row in rows:
         row.sort(key=lambda w: w["x0"])
         for w in row:
