@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 
-from rag.chunking import sentence_around
+from rag.sentences import sentence_around
 from rag.embedding import Encoder, load_encoder
 from rag.errors import DocumentNotFound, IndexNotFound, InvalidRequest, NotReady
 from rag.ingest import IngestLimits, load_documents

@@ -2,7 +2,8 @@
 character is measured by eval/bench/ingest_shapes.py, not asserted here)."""
 from __future__ import annotations
 
-from rag.chunking import make_passages, sentence_spans, split_paragraphs
+from rag.chunking import make_passages, split_paragraphs
+from rag.sentences import sentence_spans
 
 from rag.ingest import document_from_bytes, document_from_text, slugify
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.chunking import make_passages, sentence_around, sentence_spans, split_paragraphs
+from rag.chunking import make_passages, split_paragraphs
+from rag.sentences import sentence_around, sentence_spans
 from rag.errors import UnsupportedDocument
 from rag.ingest import document_from_bytes, document_from_text, load_documents, slugify
 from support import one_page_pdf
@@ -151,7 +152,7 @@ def test_a_sentence_longer_than_the_window_is_cut_at_words():
 
 
 def test_a_blank_line_always_ends_a_sentence():
-    from rag.chunking import sentence_spans
+    from rag.sentences import sentence_spans
 
     text = "Installation\n\nRun the installer. It takes a minute\n\n\nThen restart"
     assert [text[a:b] for a, b in sentence_spans(text)] == ["Installation", "Run the installer.", "It takes a minute", "Then restart"]

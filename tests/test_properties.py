@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rag.parsing.blocks import clean_inline
-from rag.chunking import make_passages, sentence_around, sentence_spans, split_paragraphs
+from rag.chunking import make_passages, split_paragraphs
+from rag.sentences import sentence_around, sentence_spans
 from rag.errors import UnsupportedDocument
 from rag.ingest import _SLUG, document_from_bytes, document_from_text, html_to_text, slugify
 from rag.types import Document

@@ -11,7 +11,8 @@ import json
 import time
 from pathlib import Path
 
-from rag.chunking import make_passages, sentence_spans, split_paragraphs
+from rag.chunking import make_passages, split_paragraphs
+from rag.sentences import sentence_spans
 from rag.ingest import document_from_bytes
 
 SHAPES = {

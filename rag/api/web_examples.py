@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 
-from rag.chunking import sentence_spans
+from rag.sentences import sentence_spans
 from rag.types import Paragraph
 
 MAX_EXAMPLES = 4

@@ -1,8 +1,7 @@
 """PDF: layout-aware text with reading order, page numbers and bounding boxes (pdfplumber).
 
-Words come with positions and font sizes.  Per page, a two-column layout is found from a
-vertical gutter that (almost) no word crosses; lines are then read title-first, left column,
-right column.  Lines that repeat in the top or bottom margin of many pages (running headers
+Words come with positions and font sizes; rag/parsing/pdf_layout.py turns each page into lines
+in reading order (columns found from vertical gutters that almost no word crosses).  Lines that repeat in the top or bottom margin of many pages (running headers
 and footers) and bare page numbers are dropped.  Lines in a font clearly larger than the body
 (or short bold lines) are headings; the largest on page 1 is the title when the metadata has
 none.  Lines are joined into paragraphs at vertical gaps, indents and font changes, line-end
@@ -20,14 +19,11 @@ from dataclasses import dataclass, field
 
 from rag.errors import DocumentTooLarge, UnsupportedDocument
 from rag.parsing.blocks import FOOTNOTE, HEADING, LIST_ITEM, PARAGRAPH, CanonicalBuilder, ParsedDocument, clean_inline
+from rag.parsing.pdf_layout import Line as _Line
+from rag.parsing.pdf_layout import page_lines as _page_lines
 
 log = logging.getLogger(__name__)
 
-# Word gaps are relative to the font size: TeX output has no space characters and 10 pt text
-# spaces words ~2.5-3.3 pt apart, which pdfplumber's fixed 3 pt tolerance glues together.
-# Share of our words that pdftotext also finds, on the first 8 pages of the two gold PDFs:
-# 0.976/0.965 at 0.10-0.15, 0.957/0.963 at 0.2 (justified lines glued: "Thejournal").
-X_TOLERANCE_RATIO = 0.15
 # Running heads sit in the top or bottom 12% of a page (fancyvrb's at 11.2%); a line there is
 # dropped only when it repeats on other pages or is a bare page number.
 MARGIN_SHARE = 0.12
@@ -38,8 +34,6 @@ _PAGE_NUMBER = re.compile(r"^(?:page\s+)?(?:\d{1,4}|[ivxlcdm]{1,7})(?:\s*(?:of|/
 _SENTENCES = re.compile(r"[a-z]{2,}[.!?]\s+[A-Z]")
 _BULLET = re.compile(r"^(?:[•◦▪▸►‣∙·*–—-]|\(?\d{1,2}[.)]|\(?[a-z][.)])\s")
 _FOOTNOTE_START = re.compile(r"^(?:\d{1,3}|[*†‡§¶])\s?\S")
-_FOOTNOTE_MARK = re.compile(r"^[\d*†‡§¶]$")
-_UNMAPPED_GLYPH = re.compile(r"\(cid:\d{1,5}\)")
 _DOT_LEADER = re.compile(r"(?:\. ?){5,}")  # a table of contents' ". . . . . 17"
 # A page-tree node's declared page count, read from the raw bytes before pdfminer parses the
 # tree: a /Pages node listing one page 2,000,000 times was refused only after 35.5 CPU-s
@@ -48,22 +42,6 @@ _DOT_LEADER = re.compile(r"(?:\. ?){5,}")  # a table of contents' ". . . . . 17"
 _COUNT = re.compile(rb"/Count\s+(\d{1,12})")
 _COUNTS_INSPECTED = 100
 _BAD_TITLES = re.compile(r"^(?:untitled|microsoft word|document\d*|.*\.(?:dvi|tex|docx?|pdf|ps))", re.IGNORECASE)
-
-
-@dataclass
-class _Line:
-    page: int
-    x0: float
-    x1: float
-    top: float
-    bottom: float
-    size: float
-    bold: bool
-    text: str
-    column: int = 0  # 0 full width / single column, 1 left, 2 right
-    kind: str = PARAGRAPH
-    col_x0: float = 0.0
-    col_x1: float = 0.0
 
 
 @dataclass
@@ -136,147 +114,6 @@ def parse_pdf(data: bytes, max_pages: int | None = None, time_budget_s: float | 
     title = _title(info_title, lines, body)
     blocks = _blocks(lines, body, heights, _vocabulary(lines))
     return _build(blocks, title, fmt)
-
-
-def _page_lines(page, number: int) -> list[_Line]:
-    # Font attributes come from each word's characters: asking extract_words to split on them
-    # cuts "LaTeX" (a smaller raised A) into "L A TEX".
-    words = page.dedupe_chars().extract_words(x_tolerance_ratio=X_TOLERANCE_RATIO, return_chars=True)
-    if not words:
-        return []
-    for word in words:
-        chars = word.pop("chars")
-        sizes = Counter(round(c["size"], 1) for c in chars)
-        word["size"] = sizes.most_common(1)[0][0]
-        word["fontname"] = Counter(c["fontname"] for c in chars).most_common(1)[0][0]
-        # A footnote mark set small after a word ("website⁴.") is not part of it.
-        kept = [
-            c for i, c in enumerate(chars)
-            if not (i and c["size"] < 0.85 * word["size"] and _FOOTNOTE_MARK.match(c["text"]) and chars[i - 1]["text"].isalpha()
-                    and (i + 1 == len(chars) or not chars[i + 1]["text"].isalnum()))
-        ]
-        if len(kept) < len(chars):
-            word["text"] = "".join(c["text"] for c in kept)
-    width = float(page.width)
-    gutters = _gutters(words, width)
-    rows: list[list[dict]] = []
-    for word in sorted(words, key=lambda w: (round(w["top"]), w["x0"])):
-        if rows and abs(word["top"] - rows[-1][0]["top"]) <= 0.5 * max(word["size"], 1):
-            rows[-1].append(word)
-        else:
-            rows.append([word])
-    # Reading order by bands: a full-width row (title, abstract, a wide figure) closes the
-    # multi-column band above it, which is read column by column, left to right.
-    edges = [0.0, *gutters, width]
-    ordered: list[_Line] = []
-    columns: list[list[_Line]] = [[] for _ in range(len(gutters) + 1)] if gutters else []
-    for row in rows:
-        row.sort(key=lambda w: w["x0"])
-        for w in row:
-            w["text"] = _UNMAPPED_GLYPH.sub("", w["text"])
-        row = [w for w in row if w["text"].strip()]
-        if not row:
-            continue
-        if not gutters or any(_spans(row, gutter, width) for gutter in gutters):
-            ordered += [line for column in columns for line in column]
-            columns = [[] for _ in columns]
-            ordered.append(_line(row, number, 0, 0.0, width))
-            continue
-        # Each word goes to the column holding its middle (a word jutting over a gutter is kept).
-        for i, (x0, x1) in enumerate(zip(edges, edges[1:])):
-            part = [w for w in row if x0 <= (w["x0"] + w["x1"]) / 2 < x1 or (i == len(gutters) and (w["x0"] + w["x1"]) / 2 >= x1)]
-            if part:
-                columns[i].append(_line(part, number, i + 1, x0, x1))
-    return ordered + [line for column in columns for line in column]
-
-
-def _gutters(words: list[dict], width: float) -> list[float]:
-    """The column gutters of a page: the two-column one (_gutter), or, on a three-column page (a
-    reference card in landscape), two gutters that leave each column at least 22% of the width
-    and 15% of the words.  A single gutter read a reference card's first two columns as one,
-    row by row interleaved ("Important Shell Commands APT")."""
-    three = _three_columns(words, width)
-    if three:
-        return three
-    gutter = _gutter(words, width)
-    return [gutter] if gutter is not None else []
-
-
-def _three_columns(words: list[dict], width: float) -> list[float]:
-    if len(words) < 60:
-        return []
-
-    def clear(x: float) -> int:
-        return sum(1 for w in words if w["x0"] < x < w["x1"])
-
-    picks = []
-    for low, high in ((0.22, 0.45), (0.55, 0.78)):
-        # The middle of the widest clear strip: a gap between two words that happens to line up
-        # over a few rows is narrower than the space between columns.
-        xs = [width * (low + (high - low) * step / 80) for step in range(81)]
-        crossing = [clear(x) for x in xs]
-        fewest = min(crossing)
-        if fewest > 0.02 * len(words):
-            return []
-        runs: list[list[float]] = []
-        for i, (x, n) in enumerate(zip(xs, crossing)):
-            if n == fewest and i and crossing[i - 1] == fewest:
-                runs[-1].append(x)
-            elif n == fewest:
-                runs.append([x])
-        widest = max(runs, key=len)
-        picks.append((widest[0] + widest[-1]) / 2)
-    edges = [0.0, *picks, width]
-    counts = [sum(1 for w in words if a <= w["x0"] and w["x1"] <= b) for a, b in zip(edges, edges[1:])]
-    if min(counts) < 0.15 * len(words):
-        return []
-    # A two-column page has no clear line in the left or right third of the text: one that does
-    # is a third column only if the middle column is text too (not a gap between two columns).
-    middle = [w for w in words if picks[0] <= w["x0"] and w["x1"] <= picks[1]]
-    return picks if len({round(w["top"]) for w in middle}) >= 10 else []
-
-
-def _spans(row: list[dict], gutter: float, width: float) -> bool:
-    """A full-width row: it reaches well into both halves, and a word straddles the gutter or
-    the words on both sides are only a word gap apart (justified text whose gap happens to
-    fall on the gutter).  A column's equation jutting over the gutter is not one."""
-    if min(w["x0"] for w in row) > gutter - 0.1 * width or max(w["x1"] for w in row) < gutter + 0.1 * width:
-        return False
-    if any(w["x0"] < gutter < w["x1"] for w in row):
-        return True
-    left = [w for w in row if w["x1"] <= gutter]
-    right = [w for w in row if w["x0"] >= gutter]
-    if not left or not right:
-        return False
-    return min(w["x0"] for w in right) - max(w["x1"] for w in left) < 1.0 * max(w["size"] for w in row)
-
-
-def _line(words: list[dict], page: int, column: int, col_x0: float, col_x1: float) -> _Line:
-    sizes = Counter()
-    bold = 0
-    for w in words:
-        sizes[round(w["size"], 1)] += len(w["text"])
-        bold += len(w["text"]) if re.search(r"bold|black|heavy|cmbx", w["fontname"], re.IGNORECASE) else 0
-    chars = sum(sizes.values()) or 1
-    return _Line(page, min(w["x0"] for w in words), max(w["x1"] for w in words), min(w["top"] for w in words),
-                 max(w["bottom"] for w in words), sizes.most_common(1)[0][0], bold > chars / 2,
-                 " ".join(w["text"] for w in words), column, col_x0=col_x0, col_x1=col_x1)
-
-
-def _gutter(words: list[dict], width: float) -> float | None:
-    """The x of a two-column gutter: a vertical line in the middle third that at most 4% of
-    the words cross, with at least 20% of the words (and 20 words) on each side."""
-    best, best_crossing = None, len(words)
-    for step in range(31):
-        x = width * (0.35 + 0.3 * step / 30)
-        crossing = sum(1 for w in words if w["x0"] < x < w["x1"])
-        if crossing < best_crossing:
-            best, best_crossing = x, crossing
-    if best is None or best_crossing > 0.04 * len(words):
-        return None
-    left = sum(1 for w in words if w["x1"] <= best)
-    right = sum(1 for w in words if w["x0"] >= best)
-    return best if min(left, right) >= max(0.2 * len(words), 20) else None
 
 
 def _drop_running_lines(pages: list[list[_Line]], heights: list[float]) -> list[_Line]:

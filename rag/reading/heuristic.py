@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import Stemmer
 
-from rag.chunking import sentence_spans
+from rag.sentences import sentence_spans
 from rag.reading.base import Reader
 from rag.types import AnswerSpan, ReaderOutput, RetrievedPassage
 

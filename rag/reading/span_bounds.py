@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Protocol, TypeVar
 
-from rag.chunking import _is_abbreviation, sentence_spans  # the splitter's own abbreviation list
+from rag.sentences import _is_abbreviation, sentence_spans  # the splitter's own abbreviation list
 
 # An opening bracket is closed when its partner is at most this many characters past the span.
 # A call or a short parenthetical ("author (year)", "strftime('%J', ...)") closes within ~10
