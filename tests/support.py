@@ -110,3 +110,13 @@ def one_page_pdf(lines: list[str]) -> bytes:
 
 def column(x: float, top: float, lines: list[str]) -> list[tuple[float, float, float, str, bool]]:
     return [(x, top - 12 * i, 10, text, False) for i, text in enumerate(lines)]
+
+
+def browser_page(browser, **context):
+    """A new page in a new browser context, and the list its console errors and page errors go to."""
+    page = browser.new_context(**context).new_page()
+    page.set_default_timeout(10_000)
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    return page, problems

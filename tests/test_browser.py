@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from support import ROOT, indexed_pipeline, needs_chromium, serve
+from support import ROOT, browser_page, indexed_pipeline, needs_chromium, serve
 from rag.api.app import create_app
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -21,15 +21,6 @@ def base_url(tmp_path_factory) -> Iterator[str]:
     pipeline = indexed_pipeline(tmp_path_factory.mktemp("browser"))
     with serve(create_app(pipeline.settings, pipeline, warm_up=False)) as url:
         yield url
-
-
-def _page(browser, **context):
-    page = browser.new_context(**context).new_page()
-    page.set_default_timeout(10_000)
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    return page, problems
 
 
 def _active(page) -> str:
@@ -53,7 +44,7 @@ def _ask(page, question: str, turns: int) -> None:
 
 
 def test_keyboard_chat_with_citation(browser, base_url):
-    page, problems = _page(browser, viewport={"width": 1100, "height": 900})
+    page, problems = browser_page(browser, viewport={"width": 1100, "height": 900})
     page.goto(base_url + "/")
     page.wait_for_load_state("networkidle")
     assert page.get_by_label("Your question").count() == 1
@@ -119,7 +110,7 @@ def test_keyboard_chat_with_citation(browser, base_url):
 
 
 def test_phone_viewport(browser, base_url):
-    page, problems = _page(browser, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, device_scale_factor=2)
+    page, problems = browser_page(browser, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, device_scale_factor=2)
     page.goto(base_url + "/")
     page.wait_for_load_state("networkidle")
     _ask(page, QUESTION, 1)

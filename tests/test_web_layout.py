@@ -12,7 +12,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from support import CHROMIUM, indexed_pipeline, needs_chromium, serve
+from support import CHROMIUM, browser_page, indexed_pipeline, needs_chromium, serve
 from rag.api.app import create_app
 
 pytestmark = needs_chromium
@@ -52,13 +52,7 @@ def url(tmp_path_factory):
 
 def _page(browser, width: int):
     phone = width < 600
-    context = browser.new_context(viewport={"width": width, "height": 800 if not phone else 844}, is_mobile=phone, has_touch=phone)
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    return page, problems
+    return browser_page(browser, viewport={"width": width, "height": 800 if not phone else 844}, is_mobile=phone, has_touch=phone)
 
 
 def _no_sideways_scroll(page) -> None:

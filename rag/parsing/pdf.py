@@ -139,7 +139,7 @@ def _drop_running_lines(pages: list[list[_Line]], heights: list[float]) -> list[
 
 
 def _body_size(lines: list[_Line]) -> float:
-    sizes = Counter()
+    sizes: Counter[float] = Counter()
     for line in lines:
         sizes[line.size] += len(line.text)
     return sizes.most_common(1)[0][0] if sizes else 10.0

@@ -151,7 +151,7 @@ def _spans(row: list[dict], gutter: float, width: float) -> bool:
 
 
 def _line(words: list[dict], page: int, column: int, col_x0: float, col_x1: float) -> Line:
-    sizes = Counter()
+    sizes: Counter[float] = Counter()
     bold = 0
     for w in words:
         sizes[round(w["size"], 1)] += len(w["text"])
