@@ -35,8 +35,6 @@ SHINGLE_WORDS = 3
 REPEAT_COVERAGE = 0.8
 
 
-
-
 def is_heading(line: str, next_line: str | None) -> bool:
     if _MARKDOWN_HEADING.match(line):
         return True
@@ -154,7 +152,7 @@ def _group_blocks(document: Document, max_words: int) -> list[tuple[int, int, st
             sizes.append(words)
     # A heading with nothing under it (a chapter heading right above its first section's) stays
     # in the section paths only.
-    return [_span(group, document.title) for group in groups if group and any(b.kind != HEADING for b in group)]
+    return [_span(group, document.title) for group in groups if any(b.kind != HEADING for b in group)]
 
 
 def _joins(group: list[Block], group_words: int, block: Block, words: int, text: str, max_words: int) -> bool:

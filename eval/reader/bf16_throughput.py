@@ -69,7 +69,7 @@ def main(
         copy = load_qa_model(str(default_reader_path()))
         copy.get_input_embeddings().weight.requires_grad_(not frozen)
         copy.train()
-        opt = adamw([p for p in copy.parameters() if p.requires_grad], 1e-5, "cpu")
+        opt = adamw([p for p in copy.parameters() if p.requires_grad], 1e-5)
         _step(copy, opt, _collate([feats[i] for i in batches[0]], 0), amp)  # warm-up (allocations, oneDNN kernels)
         runs[name] = (copy, opt)
     times: dict[str, list[float]] = {name: [] for name in settings}

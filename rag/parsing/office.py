@@ -86,13 +86,12 @@ def parse_docx(data: bytes, fmt: str = "docx") -> ParsedDocument:
             continue
         if tag != "p":
             continue
-        paragraph = Paragraph(element, document)
         text = paragraph_text(element)
         if not text.strip():
             continue
         style_id = element.pPr.style if element.pPr is not None else None
         if style_id not in style_names:
-            found = paragraph.style
+            found = Paragraph(element, document).style
             style_names[style_id] = (found.name if found is not None else "") or ""
         style = style_names[style_id]
         lowered = style.lower()

@@ -199,7 +199,9 @@ def _blocks(lines: list[_Line], body: float, heights: list[float], vocabulary: s
                     and _continues(blocks[host], blocks[host].lines[-1], line, kind, body):
                 deferred += blocks[host + 1:]
                 del blocks[host + 1:]
-                current, previous = blocks[host], blocks[host].lines[-1]
+                blocks[host].lines.append(line)
+                previous = line
+                continue
         if current is not None and previous is not None and _continues(current, previous, line, kind, body):
             current.lines.append(line)
         else:

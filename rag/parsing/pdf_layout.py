@@ -7,8 +7,10 @@ which is read column by column, left to right.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass
+from itertools import groupby
 
 from rag.parsing.blocks import PARAGRAPH
 
@@ -81,11 +83,15 @@ def page_lines(page, number: int) -> list[Line]:
             columns = [[] for _ in columns]
             ordered.append(_line(row, number, 0, 0.0, width))
             continue
-        # Each word goes to the column holding its middle (a word jutting over a gutter is kept).
-        for i, (x0, x1) in enumerate(zip(edges, edges[1:])):
-            part = [w for w in row if x0 <= (w["x0"] + w["x1"]) / 2 < x1 or (i == len(gutters) and (w["x0"] + w["x1"]) / 2 >= x1)]
-            if part:
-                columns[i].append(_line(part, number, i + 1, x0, x1))
+        # Each word goes to the column holding its middle (a word jutting over a gutter is kept;
+        # one left of the page's edge is not shown).
+        parts: dict[int, list[dict]] = {}
+        for w in row:
+            middle = (w["x0"] + w["x1"]) / 2
+            if middle >= 0:
+                parts.setdefault(bisect_right(gutters, middle), []).append(w)
+        for i, part in sorted(parts.items()):
+            columns[i].append(_line(part, number, i + 1, edges[i], edges[i + 1]))
     return ordered + [line for column in columns for line in column]
 
 
@@ -117,12 +123,7 @@ def _three_columns(words: list[dict], width: float) -> list[float]:
         fewest = min(crossing)
         if fewest > 0.02 * len(words):
             return []
-        runs: list[list[float]] = []
-        for i, (x, n) in enumerate(zip(xs, crossing)):
-            if n == fewest and i and crossing[i - 1] == fewest:
-                runs[-1].append(x)
-            elif n == fewest:
-                runs.append([x])
+        runs = [[x for x, _ in run] for clear_run, run in groupby(zip(xs, crossing), key=lambda p: p[1] == fewest) if clear_run]
         widest = max(runs, key=len)
         picks.append((widest[0] + widest[-1]) / 2)
     edges = [0.0, *picks, width]

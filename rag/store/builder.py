@@ -180,12 +180,15 @@ class IndexBuilder:
         stored = _stored_versions(index_dir, [d.document_id for d in upserts], self._reusable)
         todo = [d for d in upserts if stored.get(d.document_id) != (origin, d.content_hash)]
         prepared = {d.document_id: self._chunk(StoredDocument(d, origin), 0, 0) for d in todo}
-        items = [item for item in prepared.values() if item is not None]
+        self._embed_items([item for item in prepared.values() if item is not None])
+        return prepared
+
+    def _embed_items(self, items: list[_New]) -> None:
+        """Embed these items' passages in one batch and give each item its rows."""
         vectors = self._embed([p for item in items for p in item.passages])
         start = 0
         for item in items:
             item.vectors, start = vectors[start : start + len(item.passages)], start + len(item.passages)
-        return prepared
 
     def _write(self, index_dir: Path, conn: sqlite3.Connection, meta: dict, rebuild: bool, carried: list[StoredDocument],
                upserts: list[Document], deletes: list[str], origin: str, sync_roots, report: IndexReport,
@@ -241,11 +244,7 @@ class IndexBuilder:
             new.append(_numbered(item, next_generation, next_passage))
             next_generation += 1
             next_passage += len(item.passages)
-        late = [item for item in new if item.vectors is None]
-        vectors = self._embed([p for item in late for p in item.passages])
-        start = 0
-        for item in late:
-            item.vectors, start = vectors[start : start + len(item.passages)], start + len(item.passages)
+        self._embed_items([item for item in new if item.vectors is None])
         passages = [p for item in new for p in item.passages]
         report.embedded_passages = len(passages)
         vectors = np.concatenate([item.vectors for item in new]) if new else np.zeros((0, self.encoder.dimension), dtype=np.float32)
@@ -303,10 +302,14 @@ class IndexBuilder:
         return _New(stored, generation, paragraphs, passages)
 
     def _embed(self, passages: list[Passage]) -> np.ndarray:
-        if not passages:
-            return np.zeros((0, self.encoder.dimension), dtype=np.float32)
-        return np.asarray(self.encoder.encode([_dense_text(p) for p in passages], batch_size=self.settings.embedding_batch_size),
-                          dtype=np.float32)
+        return embed_passages(self.encoder, passages, self.settings.embedding_batch_size)
+
+
+def embed_passages(encoder: Encoder, passages: list[Passage], batch_size: int) -> np.ndarray:
+    """The passages' dense vectors, each encoded from its text with its context (_dense_text)."""
+    if not passages:
+        return np.zeros((0, encoder.dimension), dtype=np.float32)
+    return np.asarray(encoder.encode([_dense_text(p) for p in passages], batch_size=batch_size), dtype=np.float32)
 
 
 def _live_documents(conn: sqlite3.Connection, ids: list[str] | None = None, with_rows: bool = False):

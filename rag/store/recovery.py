@@ -112,9 +112,6 @@ def _intact_vectors(folder: Path, ids: np.ndarray, dimension: int) -> np.ndarray
 
 
 def _embed(encoder: Encoder, rows: list[tuple[int, str]], settings: Settings) -> np.ndarray:
-    from rag.store.builder import _dense_text  # the builder imports this module's importer
+    from rag.store.builder import embed_passages  # the builder imports this module's importer
 
-    texts = [_dense_text(db.passage_from(pid, row)) for pid, row in rows]
-    if not texts:
-        return np.zeros((0, encoder.dimension), dtype=np.float32)
-    return np.asarray(encoder.encode(texts, batch_size=settings.embedding_batch_size), dtype=np.float32)
+    return embed_passages(encoder, [db.passage_from(pid, row) for pid, row in rows], settings.embedding_batch_size)

@@ -73,8 +73,8 @@ def autocast_dtype(device: str, precision: str = "auto"):
     return torch.bfloat16 if supported else None
 
 
-def adamw(params, lr: float, device: str):
-    """AdamW, fused where this torch has the fused kernel for the device: one step over the
+def adamw(params, lr: float):
+    """AdamW, fused where this torch has the fused kernel for the parameters' device: one step over the
     reader's 22.7M parameters took 0.072 s fused against 0.418 s (foreach) on these 2 CPU cores,
     ~15% of a bf16 step of short windows.  Same update rule; the state dict is the same too, so
     a run resumes either way."""
@@ -334,7 +334,7 @@ def train_reader_command(
         model.get_input_embeddings().weight.requires_grad_(False)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1 and p.requires_grad]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1 and p.requires_grad]
-    opt = adamw([{"params": decay, "weight_decay": cfg["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}], cfg["lr"], dev)
+    opt = adamw([{"params": decay, "weight_decay": cfg["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}], cfg["lr"])
     steps_per_epoch = max(1, len(feats) // cfg["batch_size"])
     total = 0 if calibrate_only else (cfg["max_steps"] or max(1, int(math.ceil(steps_per_epoch * cfg["epochs"]))))
     sched = get_linear_schedule_with_warmup(opt, int(cfg["warmup"] * total), max(1, total))
