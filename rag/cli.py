@@ -4,7 +4,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import shlex
 import sys
 from collections.abc import Callable
@@ -14,10 +13,9 @@ from typing import Annotated, Optional
 import typer
 
 from rag import __version__
-from rag.settings import RetrievalMode
 from rag.errors import RagError
 from rag.extras import MissingExtra, require, require_vector_backend
-from rag.settings import Settings
+from rag.settings import RetrievalMode, Settings, user_runtime_dir
 
 app = typer.Typer(help="Extractive question answering over your documents, with exact citations.", no_args_is_help=True)
 
@@ -155,9 +153,9 @@ def ask_command(
     if not question.strip():
         _fail(RagError("the question is empty"))
     result = None
-    server = None if local else running.find_server(settings.index_dir, settings.reader, settings.answer_threshold)
+    server = None if local else running.find_server(user_runtime_dir(), settings.index_dir, settings.reader, settings.answer_threshold)
     if server is not None:
-        result = running.ask_remote(server.url, question, top_k, mode, os.environ.get("RAG_API_KEY"))
+        result = running.ask_remote(server.url, question, top_k, mode, settings.api_key.get_secret_value() or None)
         if result is None:
             typer.echo(f"`rag serve` at {server.url} did not answer; loading the models here", err=True)
     elif not local:
@@ -244,10 +242,11 @@ def serve_command(
     """Start the HTTP service: the chat page at /, the API docs at /docs."""
     from rag.serving import serve
 
-    # Human-readable lines on a terminal; JSON lines (one per event and request) for log
-    # collectors, i.e. when stderr is not a terminal, unless RAG_LOG_JSON says otherwise.
-    log_json = None if "RAG_LOG_JSON" in os.environ else not sys.stderr.isatty()
-    settings = make_settings(host=host, index_dir=index, log_json=log_json)
+    settings = make_settings(host=host, index_dir=index)
+    if "log_json" not in settings.model_fields_set:
+        # Human-readable lines on a terminal; JSON lines (one per event and request) for log
+        # collectors, i.e. when stderr is not a terminal, unless RAG_LOG_JSON says otherwise.
+        settings = settings.model_copy(update={"log_json": not sys.stderr.isatty()})
     if port is not None:  # 0 is allowed here (a free port), not in RAG_PORT
         settings = settings.model_copy(update={"port": port})
     try:

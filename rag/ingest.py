@@ -29,6 +29,7 @@ from rag.parsing import (
     parse_plain_text,
 )
 from rag.parsing.bounds import bounded_metadata
+from rag.settings import Settings
 from rag.types import Document
 
 log = logging.getLogger(__name__)
@@ -47,34 +48,37 @@ _SLUG = re.compile(r"[^\W_]+(?:-{1,2}[^\W_]+)*")
 _NON_WORD = re.compile(r"[\W_]+")
 
 
+def _declared(name: str):
+    """A limit's default as declared in Settings (the class, never the environment)."""
+    return Settings.model_fields[name].default
+
+
 @dataclass(frozen=True)
 class IngestLimits:
+    """What one file may cost.  The service and `rag index` build these from their Settings
+    (``from_settings``); the defaults, Settings' own, serve library callers (tests, training
+    data, benchmarks), which parse in this process with no byte limit."""
+
     max_file_bytes: int | None = None  # None: no limit on bytes
-    max_pdf_pages: int = 1000
-    max_line_chars: int = 1_000_000
-    max_parse_seconds: float | None = 120.0  # PDF parsing stops (413) past this; the sandbox's CPU budget
+    max_pdf_pages: int = _declared("max_pdf_pages")
+    max_line_chars: int = _declared("max_line_chars")
+    max_parse_seconds: float | None = _declared("max_parse_seconds")  # PDF parsing stops (413) past this; the sandbox's CPU budget
     sandbox: bool = False  # parse in a worker process with OS limits (rag/parse_pool.py)
-    max_parse_memory_bytes: int = 1024 * 2**20  # the sandbox's address-space budget
+    max_parse_memory_bytes: int = _declared("max_parse_memory_mb") * 2**20  # the sandbox's address-space budget
 
     @classmethod
-    def from_settings(cls, settings) -> IngestLimits:
+    def from_settings(cls, settings: Settings) -> IngestLimits:
         return cls(
-            max_file_bytes=getattr(settings, "max_upload_bytes", None),
-            max_pdf_pages=getattr(settings, "max_pdf_pages", cls.max_pdf_pages),
-            max_line_chars=getattr(settings, "max_line_chars", cls.max_line_chars),
-            max_parse_seconds=getattr(settings, "max_parse_seconds", cls.max_parse_seconds),
-            sandbox=getattr(settings, "parse_sandbox", cls.sandbox),
-            max_parse_memory_bytes=getattr(settings, "max_parse_memory_mb", cls.max_parse_memory_bytes // 2**20) * 2**20,
+            max_file_bytes=settings.max_upload_bytes,
+            max_pdf_pages=settings.max_pdf_pages,
+            max_line_chars=settings.max_line_chars,
+            max_parse_seconds=settings.max_parse_seconds,
+            sandbox=settings.parse_sandbox,
+            max_parse_memory_bytes=settings.max_parse_memory_mb * 2**20,
         )
 
 
-def default_limits() -> IngestLimits:
-    """The environment's limits (RAG_MAX_PDF_PAGES, RAG_MAX_LINE_CHARS); files read from disk
-    have no byte limit of their own: the line, page and time limits bound the work.  Parsed in
-    this process: the service and ``rag index`` ask for the sandbox (``Pipeline.index_paths``)."""
-    from rag.settings import get_settings
-
-    return replace(IngestLimits.from_settings(get_settings()), max_file_bytes=None, sandbox=False)
+LIBRARY_LIMITS = IngestLimits()
 
 
 @dataclass
@@ -136,13 +140,12 @@ def _is_candidate(file: Path) -> bool:
     return not name.startswith(".") and not name.endswith(SIDECAR_SUFFIX) and file.suffix.lower() in SUPPORTED_SUFFIXES
 
 
-def load_documents(paths: Iterable[Path], limits: IngestLimits | None = None) -> IngestReport:
+def load_documents(paths: Iterable[Path], limits: IngestLimits = LIBRARY_LIMITS) -> IngestReport:
     """Read every supported file; each file ends up exactly once in ``documents`` or
     ``skipped``.  Two files whose ids collide (``a.txt`` and ``a.md``, ``Notes.txt`` and
     ``notes.txt``) both stay: the later one's id gets its extension, then a short hash."""
     report = IngestReport()
     seen: set[str] = set()
-    limits = limits or default_limits()
     for root, file in discover(paths, report.skipped):
         try:
             document = read_document(file, root, limits)
@@ -161,10 +164,9 @@ def load_documents(paths: Iterable[Path], limits: IngestLimits | None = None) ->
     return report
 
 
-def read_document(path: Path, root: Path | None = None, limits: IngestLimits | None = None) -> Document:
+def read_document(path: Path, root: Path | None = None, limits: IngestLimits = LIBRARY_LIMITS) -> Document:
     if path.suffix.lower() not in SUPPORTED_SUFFIXES:
         raise UnsupportedDocument(f"unsupported file type {path.suffix or '(none)'!r}")
-    limits = limits or default_limits()
     try:
         if limits.max_file_bytes is not None and path.stat().st_size > limits.max_file_bytes:
             raise DocumentTooLarge(f"file is larger than the limit of {limits.max_file_bytes} bytes")
@@ -182,10 +184,9 @@ def document_from_bytes(
     document_id: str | None = None,
     metadata: dict[str, str] | None = None,
     source_path: str = "",
-    limits: IngestLimits | None = None,
+    limits: IngestLimits = LIBRARY_LIMITS,
 ) -> Document:
     """Parse an uploaded or read file by its extension; raises UnsupportedDocument."""
-    limits = limits or default_limits()
     if limits.max_file_bytes is not None and len(data) > limits.max_file_bytes:
         raise DocumentTooLarge(f"file is larger than the limit of {limits.max_file_bytes} bytes")
     if limits.sandbox:

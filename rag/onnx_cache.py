@@ -29,11 +29,6 @@ OPSET = 17
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "rag-extractive-qa" / "onnx"
-
-
 def cache_key(model_dir: Path, kind: str) -> str:
     """Changes when any model file, the wrapper kind or the exporter (torch version, opset) changes."""
     import torch
@@ -60,7 +55,11 @@ def export_module(module, example: dict, target: Path, outputs: Sequence[str], o
 
 def cached_graph(model_dir: Path, kind: str, export: Callable[[Path], None], cache_dir: Path | None = None) -> tuple[Path, bool]:
     """(path of the graph, whether it was exported now); exports atomically on a cache miss."""
-    folder = (cache_dir or default_cache_dir()) / cache_key(model_dir, kind)
+    if cache_dir is None:  # a model built outside the service (tests, eval scripts): Settings' default folder
+        from rag.settings import default_onnx_cache_dir
+
+        cache_dir = default_onnx_cache_dir()
+    folder = cache_dir / cache_key(model_dir, kind)
     target = folder / "model.onnx"
     if target.exists():
         return target, False

@@ -60,11 +60,8 @@ class Pipeline:
                  stage_recorder: StageRecorder | None = None):
         self.settings = settings
         self.stage_recorder = stage_recorder
-        self.encoder = encoder or load_encoder(settings.embedding_model, settings.device, settings.encoder_runtime, settings.onnx_cache_dir,
-                                                settings.onnx_threads)
-        self.reader = reader or load_reader(settings.reader, settings.max_answer_tokens, settings.device,
-                                             settings.reader_runtime, settings.onnx_cache_dir, settings.onnx_threads,
-                                             settings.reader_quantize)
+        self.encoder = encoder or load_encoder(settings)
+        self.reader = reader or load_reader(settings)
         self.retriever = Retriever(self.encoder)
         self._reading = MicroBatcher(self._read_items) if MICRO_BATCH else None
         self._index: CorpusIndex | None = None

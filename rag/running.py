@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
@@ -39,12 +38,6 @@ class ServerInfo:
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def runtime_dir() -> Path:
-    """Per-user folder for the registration files ($XDG_RUNTIME_DIR when set, else the temp dir)."""
-    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
-    return Path(base) / f"rag-extractive-qa-{os.getuid()}"
-
-
 def _key(index_dir: Path) -> str:
     return hashlib.sha256(str(Path(index_dir).resolve()).encode()).hexdigest()[:16]
 
@@ -58,8 +51,8 @@ def local_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def register(info: ServerInfo, port: int) -> Path:
-    folder = runtime_dir()
+def register(folder: Path, info: ServerInfo, port: int) -> Path:
+    """Write ``info`` into ``folder`` (rag.settings.user_runtime_dir) for `rag ask` to find."""
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = folder / f"{_key(Path(info.index_dir))}-{port}.json"
     tmp = path.with_suffix(".tmp")
@@ -85,10 +78,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def candidates(index_dir: Path) -> list[ServerInfo]:
-    """Registered servers for ``index_dir`` whose process still exists (stale files are removed)."""
+def candidates(folder: Path, index_dir: Path) -> list[ServerInfo]:
+    """Servers registered in ``folder`` for ``index_dir`` whose process still exists (stale files are removed)."""
     found = []
-    for path in sorted(runtime_dir().glob(f"{_key(index_dir)}-*.json")):
+    for path in sorted(folder.glob(f"{_key(index_dir)}-*.json")):
         try:
             info = ServerInfo(**json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError):
@@ -126,9 +119,9 @@ def ask_remote(url: str, question: str, top_k: int | None, mode: str | None, api
         return None
 
 
-def find_server(index_dir: Path, reader: str, answer_threshold: float | None) -> ServerInfo | None:
-    """A ready server on ``index_dir`` that reads with the same reader and threshold, if any."""
-    for info in candidates(index_dir):
+def find_server(folder: Path, index_dir: Path, reader: str, answer_threshold: float | None) -> ServerInfo | None:
+    """A ready server registered in ``folder`` on ``index_dir`` that reads with the same reader and threshold, if any."""
+    for info in candidates(folder, index_dir):
         if info.reader == reader and info.answer_threshold == answer_threshold and ready(info.url):
             return info
     return None

@@ -17,7 +17,7 @@ from rag.api.connections import check_file_limit
 from rag.api.server_options import uvicorn_options
 
 from rag import running
-from rag.settings import Settings
+from rag.settings import Settings, user_runtime_dir
 
 log = logging.getLogger("rag.serve")
 
@@ -53,7 +53,7 @@ class _AnnouncingServer(uvicorn.Server):
         info = running.ServerInfo(url, os.getpid(), str(self.settings.index_dir.resolve()),
                                   self.settings.reader, self.settings.answer_threshold)
         try:
-            self.registration = running.register(info, port)
+            self.registration = running.register(user_runtime_dir(), info, port)
         except OSError as exc:  # rag ask then loads locally; the service itself is fine
             log.warning("could not register for `rag ask` (%s)", exc)
         announce(self.settings, url, self.pipeline)

@@ -3,11 +3,15 @@
 Flags of the CLI override environment variables, which override these defaults.  The fields
 that decide what an index *is* (model, chunking) are saved in the index manifest, so an index is
 never queried with a different encoder than the one that built it.
+
+This is the one module that reads the environment: the CLI and the app factory build a
+``Settings`` and pass it (or the values it holds) down; no module below them looks again.
 """
 from __future__ import annotations
 
+import os
+import tempfile
 from enum import StrEnum
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -28,6 +32,19 @@ VectorBackend = Literal["faiss", "milvus"]
 FaissIndexKind = Literal["auto", "flat", "hnsw", "ivf", "ivfpq"]
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def default_onnx_cache_dir() -> Path:
+    """$XDG_CACHE_HOME/rag-extractive-qa/onnx (default ~/.cache/...): where exported graphs are kept."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "rag-extractive-qa" / "onnx"
+
+
+def user_runtime_dir() -> Path:
+    """Per-user folder where `rag serve` registers itself for `rag ask` ($XDG_RUNTIME_DIR when
+    set, else the temp dir)."""
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    return Path(base) / f"rag-extractive-qa-{os.getuid()}"
 
 
 class Settings(BaseSettings):
@@ -59,7 +76,7 @@ class Settings(BaseSettings):
     # (eval/RESULTS.md, "int8 reader").  "none" keeps fp32.
     reader_quantize: Literal["none", "int8"] = "int8"
     # The exported ONNX graphs (default ~/.cache/rag-extractive-qa/onnx).
-    onnx_cache_dir: Path | None = None
+    onnx_cache_dir: Path = Field(default_factory=default_onnx_cache_dir)
 
     # --- chunking ------------------------------------------------------------------------
     # MiniLM truncates at 256 word pieces; paragraphs above this are split into sentence
@@ -169,8 +186,12 @@ class Settings(BaseSettings):
     # Origins allowed to call the API from a browser ("*": any); empty: none.  The variable is
     # comma-separated (RAG_CORS_ORIGINS=https://a.example,https://b.example).
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    # One JSON line per request (with its request id) on stderr, logger "rag.access".
+    # One JSON line per request (with its request id) on stderr, logger "rag.access".  `rag
+    # serve` decides by its stderr (a terminal: plain lines) when RAG_LOG_JSON is not set.
     log_json: bool = True
+    # The key `rag ask` sends to a running `rag serve` (one of its RAG_API_KEYS or
+    # RAG_READ_API_KEYS) when reads need one.
+    api_key: SecretStr = SecretStr("")
 
     # --- hardening: cost limits, proxies, slow clients (docs/security.md) ------------------
     # Questions per /v1/ask:batch or /v1/search:batch request, and their characters together.
@@ -244,6 +265,8 @@ class Settings(BaseSettings):
         return self
 
 
-@lru_cache(maxsize=1)
+
 def get_settings() -> Settings:
+    """Settings from the environment, read now (not cached).  Kept only for rag/store/recovery.py's
+    fallback when it is handed no settings; new code takes a ``Settings`` from its caller."""
     return Settings()

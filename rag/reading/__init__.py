@@ -2,22 +2,27 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from rag.reading.base import Reader
 from rag.reading.heuristic import HeuristicReader
+
+if TYPE_CHECKING:
+    from rag.settings import Settings
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Reader", "HeuristicReader", "load_reader"]
 
 
-def load_reader(spec: str, max_answer_tokens: int = 30, device: str = "cpu", runtime: str = "torch",
-                onnx_cache_dir=None, onnx_threads: int = 2, quantize: str = "none") -> Reader:
-    """Cheap: the model (if any) loads on ``warm_up()``.
+def load_reader(settings: Settings) -> Reader:
+    """Cheap: the reader ``settings.reader`` names, with the settings' answer length, device,
+    runtime, ONNX cache, threads and quantization; the model (if any) loads on ``warm_up()``.
 
     ``auto``: the shipped span reader when its weights are installed, else the heuristic reader;
     ``heuristic``; ``span`` (the shipped model); or any Hugging Face extractive-QA name or folder.
     """
+    spec = settings.reader
     if spec == "heuristic":
         return HeuristicReader()
     if spec in ("auto", "span"):
@@ -38,5 +43,5 @@ def load_reader(spec: str, max_answer_tokens: int = 30, device: str = "cpu", run
         spec = str(path)
     from rag.reading.span import SpanReader
 
-    return SpanReader(spec, max_answer_tokens=max_answer_tokens, device=device, runtime=runtime, onnx_cache_dir=onnx_cache_dir,
-                      onnx_threads=onnx_threads, quantize=quantize)
+    return SpanReader(spec, max_answer_tokens=settings.max_answer_tokens, device=settings.device, runtime=settings.reader_runtime,
+                      onnx_cache_dir=settings.onnx_cache_dir, onnx_threads=settings.onnx_threads, quantize=settings.reader_quantize)
