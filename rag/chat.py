@@ -51,9 +51,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from rag.abstention import NO_ANSWER_MESSAGE, detail_of
 from rag.types import Citation, QAResult
-
-ABSTENTION = "The documents do not answer this question."
 
 _CONNECTIVES = ("and what about", "and how about", "what about", "how about", "and", "but", "so", "also", "then", "okay", "ok")
 _THING_PRONOUNS = {"it": False, "its": True, "they": False, "them": False, "their": True}
@@ -172,7 +171,7 @@ def _possessive(match: re.Match, question: str) -> bool:
 
 def _answer_of(reply: str | None) -> str | None:
     """The answer an assistant reply of ours starts with: its first line, before the first marker."""
-    if not reply or reply.startswith(ABSTENTION):
+    if not reply or reply.startswith(NO_ANSWER_MESSAGE):
         return None
     first = reply.strip().splitlines()[0] if reply.strip() else ""
     marker = _MARKER.search(first)
@@ -338,10 +337,10 @@ def build_chat_answer(
     """
     if not result.answers:
         no_answer = asdict(result.no_answer) if result.no_answer else None
-        reason = (result.no_answer.reason if result.no_answer else "").split(": ", 1)[-1]
-        content = f"{ABSTENTION}\n\nSearched the documents for: {markdown_safe(rewrite.question)}"
-        if reason:
-            content += f"\nDetails: {markdown_safe(reason)}"
+        message = result.no_answer.message if result.no_answer and result.no_answer.message else NO_ANSWER_MESSAGE
+        content = f"{message}\n\nSearched the documents for: {markdown_safe(rewrite.question)}"
+        if detail := detail_of(result.no_answer):
+            content += f"\nDetails: {markdown_safe(detail)}"
         return ChatAnswer(content, rewrite, no_answer=no_answer)
     source_urls = source_urls or {}
     out = _Writer()

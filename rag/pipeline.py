@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 
+from rag.abstention import Cause, answers, no_answer
 from rag.sentences import sentence_around
 from rag.embedding import Encoder, load_encoder
 from rag.errors import DocumentNotFound, IndexNotFound, InvalidRequest, NotReady
@@ -45,8 +46,6 @@ LEXICAL_RETRY_S = 30.0
 # /readyz runs one real search (BM25 and dense) per loaded snapshot, again after this long: a
 # probe costs one query encoding (~5 ms with MiniLM), and orchestrators poll every ~10 s.
 READY_PROBE_S = 30.0
-# What a person is told when the service abstains; the numbers go to NoAnswer's other fields.
-NO_ANSWER_MESSAGE = "The documents don't say."
 
 
 # Receives (stage, milliseconds) for every stage the pipeline runs: "retrieve", "read",
@@ -193,9 +192,12 @@ class Pipeline:
     def ask(self, question: str, top_k: int | None = None, mode: str | None = None) -> QAResult:
         return self.ask_batch([question], top_k, mode)[0]
 
-    def ask_batch(self, questions: list[str], top_k: int | None = None, mode: str | None = None) -> list[QAResult]:
+    def ask_batch(self, questions: list[str], top_k: int | None = None, mode: str | None = None,
+                  threshold: float | None = None) -> list[QAResult]:
         """Answer many questions with one encoder call and batched reading (eval, bulk API).
 
+        ``threshold``: this call's answer threshold (None: the service's, ``self.threshold``);
+        the evaluation harness asks with 0 to see the candidates of abstentions too.
         Per-question timings are the batch's time divided evenly among its questions.
         """
         started = time.perf_counter()
@@ -217,11 +219,11 @@ class Pipeline:
             "retrieve": (retrieved_at - started) * 1000 / n,
             "read": (read_at - retrieved_at) * 1000 / n,
         }
+        threshold = self.threshold if threshold is None else threshold
         results = []
         for i, question in enumerate(questions):
-            output = by_question.get(i)
-            answers, no_answer = self._decide(index, output)
-            results.append(QAResult(question, answers, retrieved[i][:shown_k], dict(timings), no_answer))
+            given, abstention = self._decide(index, by_question.get(i), threshold)
+            results.append(QAResult(question, given, retrieved[i][:shown_k], dict(timings), abstention))
         total = (time.perf_counter() - started) * 1000
         self._record("pipeline", total)
         for result in results:
@@ -232,19 +234,16 @@ class Pipeline:
         # Tables are read as "Header: cell" prose; spans come back in source characters.
         return read_with_views(self.reader, [q for q, _ in items], [p for _, p in items], top_n=MAX_ANSWERS)
 
-    def _decide(self, index: CorpusIndex, output: ReaderOutput | None) -> tuple[list[Answer], NoAnswer | None]:
+    def _decide(self, index: CorpusIndex, output: ReaderOutput | None, threshold: float) -> tuple[list[Answer], NoAnswer | None]:
         """Apply the answer threshold: answers above it, or the reason for abstaining."""
         if output is None:
-            return [], NoAnswer("no passage in the index matches the question", message=NO_ANSWER_MESSAGE)
-        threshold = self.threshold
-        answers = [self._answer(index, span) for span in output.spans if span.score >= threshold]
-        if answers:
-            return answers, None
+            return [], no_answer(Cause.NO_PASSAGE)
+        given = [self._answer(index, span) for span in output.spans if answers(span.score, threshold)]
+        if given:
+            return given, None
         if not output.spans:
-            return [], NoAnswer("the documents do not appear to answer this: no answer was found in the retrieved passages",
-                                message=NO_ANSWER_MESSAGE)
-        return [], NoAnswer("the documents do not appear to answer this: no candidate answer was confident enough",
-                            output.spans[0].score, threshold, NO_ANSWER_MESSAGE)
+            return [], no_answer(Cause.NO_CANDIDATE)
+        return [], no_answer(Cause.BELOW_THRESHOLD, output.spans[0].score, threshold)
 
     @property
     def threshold(self) -> float:
@@ -285,9 +284,6 @@ class Pipeline:
         except NotReady:
             return []
         return index.document_infos(limit=limit, after=after)
-
-    def get_document(self, document_id: str) -> Document:
-        return self.document_detail(document_id)[0]
 
     def document_detail(self, document_id: str) -> tuple[Document, dict, list[Paragraph]]:
         """A document, its origin and passage count, and its paragraphs, all from one snapshot (a delete and

@@ -14,7 +14,7 @@ import numpy as np
 from rag.embedding import Encoder
 from rag.errors import InvalidRequest
 from rag.settings import RetrievalMode, Settings
-from rag.store.corpus_index import CorpusIndex
+from rag.store.protocol import Index
 from rag.types import PassageScores, RetrievedPassage
 
 MODES = tuple(mode.value for mode in RetrievalMode)
@@ -51,10 +51,10 @@ class Retriever:
     def __init__(self, encoder: Encoder):
         self.encoder = encoder
 
-    def search(self, index: CorpusIndex, query: str, params: RetrievalParams) -> list[RetrievedPassage]:
+    def search(self, index: Index, query: str, params: RetrievalParams) -> list[RetrievedPassage]:
         return self.search_batch(index, [query], params)[0]
 
-    def search_batch(self, index: CorpusIndex, queries: list[str], params: RetrievalParams) -> list[list[RetrievedPassage]]:
+    def search_batch(self, index: Index, queries: list[str], params: RetrievalParams) -> list[list[RetrievedPassage]]:
         """One encoder call for all queries (batching is ~10x faster per query than one by one)."""
         if len(index) == 0:
             return [[] for _ in queries]
@@ -66,7 +66,7 @@ class Retriever:
             for i, query in enumerate(queries)
         ]
 
-    def search_one(self, index: CorpusIndex, query: str, query_vector: np.ndarray | None, params: RetrievalParams) -> list[RetrievedPassage]:
+    def search_one(self, index: Index, query: str, query_vector: np.ndarray | None, params: RetrievalParams) -> list[RetrievedPassage]:
         depth = max(params.candidate_depth, params.top_k)
         ranked: list[tuple[list[int], float]] = []  # (passage ids best first, weight)
         bm25: dict[int, float] = {}

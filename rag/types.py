@@ -149,6 +149,7 @@ class NoAnswer:
     best_score: float | None = None
     threshold: float | None = None
     message: str = ""  # for people: plain language, e.g. "The documents don't say."
+    cause: str = ""  # for machines: a rag.abstention.Cause value ("no_passage", "no_candidate", "below_threshold")
 
 
 @dataclass

@@ -9,7 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rag.api.app import create_app
-from rag.chat import ABSTENTION, ChatTurn, build_chat_answer, named_spans, rewrite_question
+from rag.abstention import DETAILS, NO_ANSWER_MESSAGE, Cause
+from rag.chat import ChatTurn, build_chat_answer, named_spans, rewrite_question
 from rag.pipeline import Pipeline
 from rag.api.schemas import ask_response
 
@@ -96,8 +97,11 @@ def test_chat_answer_markers_annotations_and_quote_offsets(fake_pipeline: Pipeli
 def test_chat_answer_abstention(fake_pipeline: Pipeline):
     rewrite = rewrite_question(_turns("What is the capital of Australia?"))
     chat = build_chat_answer(fake_pipeline.ask(rewrite.question), rewrite, _url)
-    assert chat.abstained and chat.content.startswith(ABSTENTION)
+    assert chat.abstained and chat.content.startswith(NO_ANSWER_MESSAGE)
     assert chat.annotations == [] and chat.citations == [] and chat.no_answer["reason"]
+    # the detail line comes from the structured cause, not from splitting the reason sentence
+    assert chat.no_answer["cause"] in ("no_candidate", "below_threshold")
+    assert chat.content.endswith("\nDetails: " + DETAILS[Cause(chat.no_answer["cause"])])
     assert "What is the capital of Australia?" in chat.content
 
 
@@ -200,8 +204,8 @@ def test_content_parts_and_system_messages_are_accepted(client):
 def test_abstention_says_so(client):
     body = _chat(client, "What is the capital of Australia?").json()
     message = body["choices"][0]["message"]
-    assert message["content"].startswith("The documents do not answer this question.")
-    assert message["annotations"] == [] and body["citations"] == [] and body["no_answer"]["reason"]
+    assert message["content"].startswith(body["no_answer"]["message"] + "\n") and body["no_answer"]["message"] == NO_ANSWER_MESSAGE
+    assert message["annotations"] == [] and body["citations"] == [] and body["no_answer"]["reason"] and body["no_answer"]["cause"]
 
 
 @pytest.mark.parametrize(

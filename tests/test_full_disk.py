@@ -15,7 +15,6 @@ from rag import pipeline as pipeline_module
 from rag.api.app import create_app
 from rag.store import database as db
 from rag.store import lexical, segments
-from rag.store.corpus_index import current_version
 
 LOCAL = {"X-Requested-With": "test"}
 REAL_SYNC = lexical.sync
@@ -44,7 +43,7 @@ def _sqlite_full(*args, **kwargs):
 @pytest.mark.parametrize("where", ["vectors", "sqlite"])
 def test_a_write_on_a_full_disk_is_503_and_commits_nothing(client, fake_pipeline, monkeypatch, where: str):
     index_dir = fake_pipeline.index_dir
-    version, folders = current_version(index_dir), _segment_folders(index_dir)
+    version, folders = fake_pipeline.loaded_index.latest_version(), _segment_folders(index_dir)
     if where == "vectors":
         monkeypatch.setattr(segments.np, "save", _no_space)  # the new segment's .npy files
     else:
@@ -53,7 +52,7 @@ def test_a_write_on_a_full_disk_is_503_and_commits_nothing(client, fake_pipeline
     assert r.status_code == 503, r.text
     assert r.headers["Retry-After"] == "300"
     assert "disk is full" in r.json()["detail"] and str(index_dir) not in r.text
-    assert current_version(index_dir) == version
+    assert fake_pipeline.loaded_index.latest_version() == version
     assert _segment_folders(index_dir) == folders  # no orphan segment left behind
     monkeypatch.undo()
     assert client.get("/v1/documents/zorblax-note").status_code == 404

@@ -94,7 +94,7 @@ def test_follow_up_carries_the_subject(client):
 
 def test_abstention_and_errors(client):
     none = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "What is the capital of Australia?"}])
-    assert none.choices[0].message.content.startswith("The documents do not answer this question.")
+    assert none.choices[0].message.content.startswith("The documents don't say.")
     assert not none.choices[0].message.annotations
     with pytest.raises(openai.NotFoundError) as missing:
         client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": QUESTION}])

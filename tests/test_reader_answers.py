@@ -115,8 +115,21 @@ def test_abstention_is_plain_language_with_numbers_in_fields(fake_pipeline):
     fake_pipeline.reader = _FakeReader(lambda ps: [AnswerSpan(ps[0], 0, 3, 0.1)], threshold=0.4)
     no = fake_pipeline.ask("Who is the current Secretary General of NATO?").no_answer
     assert no is not None and no.message == "The documents don't say."
-    assert no.best_score == 0.1 and no.threshold == 0.4
+    assert no.best_score == 0.1 and no.threshold == 0.4 and no.cause == "below_threshold"
     assert not any(ch.isdigit() for ch in no.message + no.reason)
     fake_pipeline.reader = _FakeReader(lambda ps: [])
     no = fake_pipeline.ask("Who is the current Secretary General of NATO?").no_answer
-    assert no.message == "The documents don't say." and no.best_score is None
+    assert no.message == "The documents don't say." and no.best_score is None and no.cause == "no_candidate"
+
+
+def test_the_threshold_can_be_given_per_call(fake_pipeline):
+    """Issue 22, item 4: the evaluation harness asks with threshold 0 for one call instead of
+    swapping in a copy of the settings; the service's threshold is untouched."""
+    fake_pipeline.reader = _FakeReader(lambda ps: [AnswerSpan(ps[0], 0, 3, 0.1)], threshold=0.4)
+    question = "Who is the current Secretary General of NATO?"
+    settings = fake_pipeline.settings
+    [candidate] = fake_pipeline.ask_batch([question], threshold=0.0)
+    assert [a.score for a in candidate.answers] == [0.1] and candidate.no_answer is None
+    [strict] = fake_pipeline.ask_batch([question], threshold=0.1)
+    assert strict.answers, "a score equal to the threshold is answered"
+    assert fake_pipeline.ask(question).no_answer.threshold == 0.4 and fake_pipeline.settings is settings

@@ -18,8 +18,9 @@ from support import assert_offsets
 from rag.ingest import document_from_text
 from rag.pipeline import Pipeline
 from rag.settings import Settings
-from rag.store.factory import load_index, load_vector_store, make_vector_store
+from rag.store.factory import load_index
 from rag.store.faiss_store import FaissConfig, FaissStore, ivf_lists, pq_subquantizers
+from rag.store.segments import open_store
 from rag.api.schemas import ask_response
 
 BACKENDS = ["faiss-flat", "faiss-hnsw", "milvus-lite"]
@@ -80,7 +81,7 @@ def _unit(n: int, d: int, seed: int = 0) -> np.ndarray:
 @pytest.mark.parametrize("backend", STORES)
 def test_store_finds_exact_neighbours_and_survives_save_load(store_settings: Settings, tmp_path: Path):
     vectors, queries = _unit(300, 32), _unit(5, 32, seed=1)
-    store = make_vector_store(store_settings)
+    store = FaissStore(FaissConfig.from_settings(store_settings))
     store.build(vectors)
     assert len(store) == 300
     truth = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
@@ -88,7 +89,7 @@ def test_store_finds_exact_neighbours_and_survives_save_load(store_settings: Set
     assert ids.shape == (5, 10) and np.array_equal(ids, truth)
     assert np.allclose(scores, np.take_along_axis(queries @ vectors.T, truth, axis=1), atol=1e-4)
     store.save(tmp_path / "dense")
-    loaded = load_vector_store(tmp_path / "dense", store.describe(), store_settings)
+    loaded = open_store(tmp_path / "dense", store.describe(), store_settings)
     assert len(loaded) == 300 and np.array_equal(loaded.search(queries, 10)[1], truth)
     # k beyond the size returns everything; one query as a 1-d vector works too
     assert loaded.search(queries[0], 500)[1].shape == (1, 300)
@@ -96,7 +97,7 @@ def test_store_finds_exact_neighbours_and_survives_save_load(store_settings: Set
 
 @pytest.mark.parametrize("backend", STORES)
 def test_empty_store(store_settings: Settings):
-    store = make_vector_store(store_settings)
+    store = FaissStore(FaissConfig.from_settings(store_settings))
     store.build(np.zeros((0, 16), dtype=np.float32))
     scores, ids = store.search(_unit(2, 16), 5)
     assert len(store) == 0 and ids.shape[0] == 2 and ids.shape[1] == 0

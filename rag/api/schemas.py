@@ -109,6 +109,7 @@ class NoAnswerModel(BaseModel):
     best_score: float | None = None
     threshold: float | None = None
     message: str = ""
+    cause: str = Field("", description="Why, for programs: no_passage, no_candidate or below_threshold.")
 
 
 class AskResponse(BaseModel):

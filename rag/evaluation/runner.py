@@ -1,11 +1,11 @@
 """Run questions through the pipeline (or the reader alone) and keep per-question diagnostics.
 
 Open questions (gold files, SQuAD open mode) go through ``Pipeline.ask_batch``, the code path
-the API uses.  The harness asks with the answer threshold set to 0, so the best candidate is
-returned even when the service would abstain, and applies the threshold itself (the same rule
-as ``Pipeline._decide``: answer iff the best span scores >= the threshold).  The decisions are
-therefore the service's, and the candidates of abstentions are kept for the threshold sweep and
-the calibration plot.
+the API uses.  The harness asks with this call's answer threshold set to 0, so the best
+candidate is returned even when the service would abstain, and applies the threshold itself
+with the service's own rule (``rag.abstention.answers``).  The decisions are therefore the
+service's, and the candidates of abstentions are kept for the threshold sweep and the
+calibration plot.
 """
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import logging
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 from tqdm import tqdm
 
+from rag.abstention import answers
 from rag.errors import RagError
 from rag.evaluation.gold import GoldQuestion, doc_matches, supports
 from rag.text_metrics import best_over_golds
@@ -81,7 +81,7 @@ class Record:
 def score_prediction(record: Record, threshold: float) -> None:
     """Apply the threshold and fill EM/F1 of the candidate and of the decision."""
     record.candidate_em, record.candidate_f1 = best_over_golds(record.candidate, record.answers) if record.candidate else best_over_golds("", record.answers)
-    answered = bool(record.candidate) and record.score is not None and record.score >= threshold
+    answered = bool(record.candidate) and record.score is not None and answers(record.score, threshold)
     record.abstained = not answered
     record.prediction = record.candidate if answered else ""
     record.em, record.f1 = best_over_golds(record.prediction, record.answers)
@@ -110,18 +110,6 @@ def batches(items: Sequence, size: int) -> Iterator[Sequence]:
         yield items[start : start + size]
 
 
-@contextmanager
-def zero_threshold(pipeline: Pipeline) -> Iterator[float]:
-    """Yield the service's effective threshold while the pipeline answers with threshold 0."""
-    threshold = pipeline.threshold
-    original = pipeline.settings
-    pipeline.settings = original.model_copy(update={"answer_threshold": 0.0})
-    try:
-        yield threshold
-    finally:
-        pipeline.settings = original
-
-
 def run_open(
     pipeline: Pipeline,
     questions: Sequence[GoldQuestion],
@@ -137,8 +125,8 @@ def run_open(
     sources = {doc_id: stored.document.source_path for doc_id, stored in index.documents.items()}
     reader_k = pipeline.settings.reader_top_k
     records: list[Record] = []
-    with zero_threshold(pipeline) as service_threshold, progress(len(questions), desc, show_progress) as bar:
-        threshold = service_threshold if threshold is None else threshold
+    threshold = pipeline.threshold if threshold is None else threshold
+    with progress(len(questions), desc, show_progress) as bar:
         for batch in batches(list(questions), batch_size):
             for gold, result in zip(batch, _ask(pipeline, batch, mode), strict=True):
                 records.append(_open_record(gold, result, sources, reader_k, threshold))
@@ -147,15 +135,16 @@ def run_open(
 
 
 def _ask(pipeline: Pipeline, batch: Sequence[GoldQuestion], mode: str | None) -> list[QAResult | str]:
+    """Every candidate, even where the service would abstain (threshold 0 for this call only)."""
     try:
-        return pipeline.ask_batch([g.question for g in batch], top_k=RETRIEVAL_DEPTH, mode=mode)
+        return pipeline.ask_batch([g.question for g in batch], top_k=RETRIEVAL_DEPTH, mode=mode, threshold=0.0)
     except RagError:
         if len(batch) == 1:
             raise
     out: list[QAResult | str] = []  # one bad question (empty, too long) must not sink its batch
     for gold in batch:
         try:
-            out.append(pipeline.ask_batch([gold.question], top_k=RETRIEVAL_DEPTH, mode=mode)[0])
+            out.append(pipeline.ask_batch([gold.question], top_k=RETRIEVAL_DEPTH, mode=mode, threshold=0.0)[0])
         except RagError as exc:
             out.append(f"error: {exc}")
     return out

@@ -17,61 +17,38 @@ import logging
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from rag import __version__
-from rag.chunking import make_passages, split_paragraphs
 from rag.embedding import Encoder
 from rag.errors import StorageFull
 from rag.settings import Settings
 from rag.store import database as db
 from rag.store import lexical
 from rag.store.files import is_disk_full
-from rag.store.corpus_index import FORMAT_VERSION, CorpusIndex, StoredDocument, database_path, legacy_format
+from rag.store.corpus_index import FORMAT_VERSION, CorpusIndex, database_path, legacy_format
 from rag.store.legacy import legacy_documents, remove_legacy, upgrade_format3
 from rag.store.maintenance import LOCK_FILE, remove_orphans, writer_lock  # noqa: F401  (re-exported)
+from rag.store.prepare import Prepared, chunk, chunking_params, embed_items, reusable
+from rag.store.protocol import Index, IndexReport, StoredDocument
 from rag.store.segments import build_segment, publish, remove_segment
-from rag.types import Document, Paragraph, Passage
+from rag.types import Document
 
+__all__ = ["IndexBuilder", "IndexReport"]  # IndexReport: importers of rag.store.builder keep it
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class IndexReport:
-    added: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    documents: int = 0
-    passages: int = 0
-    embedded_passages: int = 0
-    seconds: float = 0.0
-    version: str = ""
-
-
-@dataclass
-class _New:
-    """A document to store: its rows and where its passages start among the new vectors."""
-
-    stored: StoredDocument
-    generation: int
-    paragraphs: list[Paragraph]
-    passages: list[Passage]
-    vectors: np.ndarray | None = None  # one row per passage, once embedded
-
-
-def _numbered(item: _New, generation: int, first_id: int) -> _New:
+def _numbered(item: Prepared, generation: int, first_id: int) -> Prepared:
     """``item`` as the commit's generation ``generation`` with passage ids from ``first_id``."""
     passages = [replace(p, passage_id=first_id + i) for i, p in enumerate(item.passages)]
-    return _New(item.stored, generation, item.paragraphs, passages, item.vectors)
+    return Prepared(item.stored, generation, item.paragraphs, passages, item.vectors)
 
 
-def _stored_versions(index_dir: Path, ids: list[str], reusable) -> dict[str, tuple[str, str]]:
+def _stored_versions(index_dir: Path, ids: list[str], usable: Callable[[dict], bool]) -> dict[str, tuple[str, str]]:
     """(origin, content hash) of the live documents with these ids, read without the writer
     lock (a guess: the writer checks again under the lock); empty when the stored vectors
     cannot be reused (no index, an old format, another model or chunking: all re-embedded)."""
@@ -81,7 +58,7 @@ def _stored_versions(index_dir: Path, ids: list[str], reusable) -> dict[str, tup
     conn = db.connect(path)
     try:
         meta = db.get_meta(conn)
-        if not meta or not reusable(meta):
+        if not meta or not usable(meta):
             return {}
         found = {}
         for doc_id in set(ids):
@@ -96,15 +73,11 @@ def _stored_versions(index_dir: Path, ids: list[str], reusable) -> dict[str, tup
 
 
 class IndexBuilder:
+    """The index folder's ``IndexWriter`` (rag/store/protocol.py)."""
+
     def __init__(self, settings: Settings, encoder: Encoder):
         self.settings = settings
         self.encoder = encoder
-
-    def chunking_params(self) -> dict:
-        return {
-            "max_passage_words": self.settings.max_passage_words,
-            "window_overlap_sentences": self.settings.window_overlap_sentences,
-        }
 
     def apply(
         self,
@@ -113,8 +86,8 @@ class IndexBuilder:
         deletes: Iterable[str] = (),
         origin: str = "file",
         sync_roots: Iterable[Path] | None = None,
-        previous: CorpusIndex | None = None,
-    ) -> tuple[CorpusIndex, IndexReport]:
+        previous: Index | None = None,
+    ) -> tuple[Index, IndexReport]:
         """Upsert and delete documents; with ``sync_roots``, also drop file documents that came
         from those folders and are no longer in ``upserts`` (a file deleted from the corpus)."""
         started = time.perf_counter()
@@ -134,7 +107,7 @@ class IndexBuilder:
             try:
                 try:
                     conn = db.create(database_path(index_dir))
-                    remove_orphans(index_dir, conn, self.settings)
+                    remove_orphans(index_dir, conn)
                     upgrade_format3(conn)
                     meta = db.get_meta(conn)
                     rebuild = bool(meta) and not self._reusable(meta)
@@ -163,7 +136,9 @@ class IndexBuilder:
             finally:
                 if conn is not None:
                     conn.close()
-            index = CorpusIndex.load(index_dir, settings=self.settings, previous=previous, repair_with=self.encoder)
+            # The segments ``previous`` has open are reused when it is a snapshot of this folder.
+            index = previous.reopen(encoder=self.encoder) if previous is not None and previous.folder == index_dir else \
+                CorpusIndex.load(index_dir, settings=self.settings, repair_with=self.encoder)
         report.version = str(version)
         report.documents = len(index.documents)
         report.passages = len(index)
@@ -171,28 +146,23 @@ class IndexBuilder:
         return index, report
 
     def _reusable(self, meta: dict) -> bool:
-        return meta.get("embedding_model") == self.encoder.name and meta.get("chunking") == self.chunking_params() \
-            and meta.get("format_version") == FORMAT_VERSION
+        return reusable(meta, self.encoder, self.settings, FORMAT_VERSION)
 
-    def _prepare(self, index_dir: Path, upserts: list[Document], origin: str) -> dict[str, _New | None]:
+    def _prepare(self, index_dir: Path, upserts: list[Document], origin: str) -> dict[str, Prepared | None]:
         """Chunks and vectors, by document id, of the upserts that differ from what is stored now
         (None: no indexable text); made without the writer lock, numbered when committed."""
         stored = _stored_versions(index_dir, [d.document_id for d in upserts], self._reusable)
         todo = [d for d in upserts if stored.get(d.document_id) != (origin, d.content_hash)]
-        prepared = {d.document_id: self._chunk(StoredDocument(d, origin), 0, 0) for d in todo}
+        prepared = {d.document_id: chunk(StoredDocument(d, origin), self.settings) for d in todo}
         self._embed_items([item for item in prepared.values() if item is not None])
         return prepared
 
-    def _embed_items(self, items: list[_New]) -> None:
-        """Embed these items' passages in one batch and give each item its rows."""
-        vectors = self._embed([p for item in items for p in item.passages])
-        start = 0
-        for item in items:
-            item.vectors, start = vectors[start : start + len(item.passages)], start + len(item.passages)
+    def _embed_items(self, items: list[Prepared]) -> None:
+        embed_items(self.encoder, items, self.settings.embedding_batch_size)
 
     def _write(self, index_dir: Path, conn: sqlite3.Connection, meta: dict, rebuild: bool, carried: list[StoredDocument],
                upserts: list[Document], deletes: list[str], origin: str, sync_roots, report: IndexReport,
-               prepared: dict[str, _New | None]) -> int:
+               prepared: dict[str, Prepared | None]) -> int:
         live = {} if rebuild else dict(_live_documents(conn, ids=None if sync_roots is not None else
                                                        [d.document_id for d in upserts] + deletes))
         wanted: dict[str, StoredDocument] = {s.document.document_id: s for s in carried}
@@ -227,7 +197,7 @@ class IndexBuilder:
 
         next_generation = int(meta.get("next_generation", 0))
         next_passage = int(meta.get("next_passage_id", 0))
-        new: list[_New] = []
+        new: list[Prepared] = []
         for stored in sorted(todo, key=lambda s: s.document.document_id):
             doc_id = stored.document.document_id
             item = prepared.get(doc_id)
@@ -236,7 +206,7 @@ class IndexBuilder:
             if not ready:
                 # Prepared as unchanged but another writer changed it meanwhile, or a document
                 # carried by a rebuild or an upgrade: chunked here, embedded below.
-                item = self._chunk(stored, 0, 0)
+                item = chunk(stored, self.settings)
             if item is None:
                 log.warning("document %s has no indexable text; skipped", doc_id)
                 report.skipped.append((doc_id, "no indexable text"))
@@ -277,7 +247,7 @@ class IndexBuilder:
                 live_docs = counts[0] if counts else int(meta["live_documents"]) + len(new) - len(gone)
                 live_passages = counts[1] if counts else int(meta["live_passages"]) + len(passages) - _passages_of(conn, gone)
                 db.set_meta(conn, format_version=FORMAT_VERSION, rag_version=__version__, embedding_model=self.encoder.name,
-                            dimension=int(self.encoder.dimension), normalized=True, chunking=self.chunking_params(),
+                            dimension=int(self.encoder.dimension), normalized=True, chunking=chunking_params(self.settings),
                             created_at=meta.get("created_at") or _now(), updated_at=_now(), version=version,
                             next_generation=next_generation, next_passage_id=next_passage,
                             live_documents=live_docs, live_passages=live_passages)
@@ -286,30 +256,8 @@ class IndexBuilder:
                 shutil.rmtree(segment_dir, ignore_errors=True)
             raise
         for name in old_segments:
-            remove_segment(index_dir, name, self.settings)
+            remove_segment(index_dir, name)
         return version
-
-    def _chunk(self, stored: StoredDocument, generation: int, first_id: int) -> _New | None:
-        document = stored.document
-        paragraphs = split_paragraphs(document, self.settings.max_passage_words)
-        if not document.title:
-            title = next((p.section for p in paragraphs if p.section), "") or document.document_id
-            stored = StoredDocument(replace(document, title=title), stored.origin)
-        passages = make_passages(paragraphs, self.settings.max_passage_words, self.settings.window_overlap_sentences,
-                                 first_passage_id=first_id, title=stored.document.title)
-        if not passages:
-            return None
-        return _New(stored, generation, paragraphs, passages)
-
-    def _embed(self, passages: list[Passage]) -> np.ndarray:
-        return embed_passages(self.encoder, passages, self.settings.embedding_batch_size)
-
-
-def embed_passages(encoder: Encoder, passages: list[Passage], batch_size: int) -> np.ndarray:
-    """The passages' dense vectors, each encoded from its text with its context (_dense_text)."""
-    if not passages:
-        return np.zeros((0, encoder.dimension), dtype=np.float32)
-    return np.asarray(encoder.encode([_dense_text(p) for p in passages], batch_size=batch_size), dtype=np.float32)
 
 
 def _live_documents(conn: sqlite3.Connection, ids: list[str] | None = None, with_rows: bool = False):
@@ -338,19 +286,3 @@ def _passages_of(conn: sqlite3.Connection, generations: list[int]) -> int:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-# The document title leads the encoder's text of passages this long or longer: it gives them
-# their topic (real-documents gold set: recall@5 0.904 -> 0.921, MRR@5 0.762 -> 0.785) without
-# letting a short passage (a byline, a one-line note) become "the title" and win every
-# question about the document, as it did when every passage carried the title.
-TITLE_MIN_WORDS = 25
-
-
-def _dense_text(passage: Passage) -> str:
-    # The heading path gives the encoder the topic of short or pronoun-heavy paragraphs; a
-    # table run gets its header row.
-    title = passage.title if len(passage.text.split()) >= TITLE_MIN_WORDS else ""
-    lead = ". ".join(part for part in (title, passage.section, passage.context) if part)
-    return f"{lead}. {passage.text}" if lead else passage.text
-

@@ -147,7 +147,7 @@ def _compact(index_dir: Path, conn: sqlite3.Connection, settings: Settings, befo
             if lexical.recorded_version(conn) == version - 1:
                 lexical.record_unchanged(conn, version)  # a merge changes no passage's text
         for old in chosen:
-            remove_segment(index_dir, old, settings)
+            remove_segment(index_dir, old)
     log.info("compaction merged %d segments into %s (%d rows, %d purged) in %.2f s", len(chosen), new_name, len(ids), len(purged),
              time.perf_counter() - started)
     return True

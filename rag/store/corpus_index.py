@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
+import sqlite3
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +30,7 @@ from rag.errors import IndexDamaged, IndexIncompatible, IndexNotFound
 from rag.settings import Settings
 from rag.store import database as db
 from rag.store import lexical
+from rag.store.protocol import StoredDocument
 from rag.store.recovery import repair_segment
 from rag.store.segments import DenseIndex, Segment, load_segment
 from rag.types import Document, Paragraph, Passage
@@ -43,12 +43,6 @@ if TYPE_CHECKING:
 # 4: BM25 in tantivy (index/lexical/) instead of SQLite FTS5 (upgraded in place by rag index).
 FORMAT_VERSION = 4
 LEGACY_CURRENT_FILE = "CURRENT"  # format 2's pointer to its live version folder
-
-
-@dataclass(frozen=True)
-class StoredDocument:
-    document: Document
-    origin: str  # "file" (from a scanned folder) or "upload" (from the API)
 
 
 def database_path(index_dir: Path) -> Path:
@@ -82,22 +76,17 @@ def check_compatible(manifest: dict[str, Any], expected_model: str | None, index
 
 
 log = logging.getLogger(__name__)
-_tokenizers = threading.local()
-
-
-def tokenize_query(query: str) -> list[str]:
-    tokenizer = getattr(_tokenizers, "tokenizer", None)
-    if tokenizer is None:
-        tokenizer = _tokenizers.tokenizer = lexical.Tokenizer()
-    return tokenizer([query])[0]
 
 
 class CorpusIndex:
-    """An immutable snapshot of the index at one committed version."""
+    """An immutable snapshot of the index folder at one committed version: the embedded
+    backend's ``Index`` (rag/store/protocol.py)."""
 
     def __init__(self, index_dir: Path, connections: db.Connections, meta: dict[str, Any], dense: DenseIndex,
-                 max_passage_id: int, lexical_index: Any = None, ranker: lexical.Ranker | None = None):
+                 max_passage_id: int, lexical_index: Any = None, ranker: lexical.Ranker | None = None,
+                 settings: Settings | None = None):
         self.folder = Path(index_dir)
+        self.settings = settings  # FAISS search parameters (None: the stored ones), kept for reopen
         self.connections = connections
         self.lexical_index = lexical_index  # tantivy.Index, shared by this folder's snapshots
         self.ranker = ranker
@@ -107,7 +96,6 @@ class CorpusIndex:
         self.max_passage_id = max_passage_id
         self.documents = DocumentsView(self)
         self.passages = PassagesView(self)
-        self.paragraphs = ParagraphsView(self)
         self.lexical = LexicalView(self)
         self.lexical_stale = False  # BM25 serves an older commit than this version (see load)
 
@@ -128,6 +116,17 @@ class CorpusIndex:
     def __len__(self) -> int:
         return int(self.meta.get("live_passages", 0))
 
+    def latest_version(self) -> int | None:
+        """The folder's latest committed version: one indexed read (None: unreadable now)."""
+        try:
+            return db.version_of(self.conn)
+        except sqlite3.Error as exc:
+            log.warning("cannot read the latest version of the index at %s (%s): serving version %d", self.folder, exc, self.version)
+            return None
+
+    def reopen(self, expected_model: str | None = None, encoder: Encoder | None = None) -> CorpusIndex:
+        return CorpusIndex.load(self.folder, expected_model=expected_model, settings=self.settings, previous=self, repair_with=encoder)
+
     # ----------------------------------------------------------------------- per query
     def fetch(self, passage_ids: list[int]) -> dict[int, tuple[Passage, Paragraph]]:
         """The passages (with their paragraphs) visible in this snapshot, by id."""
@@ -144,9 +143,6 @@ class CorpusIndex:
 
     def vectors_of(self, passage_ids) -> np.ndarray:
         return self.dense.vectors_of(np.asarray(passage_ids, dtype=np.int64))
-
-    def paragraph_of(self, passage: Passage) -> Paragraph:
-        return self.fetch([passage.passage_id])[passage.passage_id][1]
 
     def paragraphs_of(self, document_id: str) -> list[Paragraph]:
         rows = self.conn.execute(
@@ -192,16 +188,10 @@ class CorpusIndex:
         ids = [p.passage_id for p in self.passages]
         return self.vectors_of(ids)
 
-    def passages_by_document(self) -> dict[str, list[Passage]]:
-        grouped: dict[str, list[Passage]] = {doc_id: [] for doc_id in self.documents}
-        for passage in self.passages:
-            grouped.setdefault(passage.document_id, []).append(passage)
-        return grouped
-
     # ----------------------------------------------------------------------- loading
     @classmethod
     def load(cls, index_dir: Path, expected_model: str | None = None, settings: Settings | None = None,
-             previous: CorpusIndex | None = None, repair_with: Encoder | None = None, **_ignored) -> CorpusIndex:
+             previous: CorpusIndex | None = None, repair_with: Encoder | None = None) -> CorpusIndex:
         """Open the latest committed version; segments already open in ``previous`` are reused.
 
         Derived files that cannot be opened are rebuilt from store.sqlite (issue 20, item 9): the
@@ -266,7 +256,7 @@ class CorpusIndex:
         else:
             raise IndexIncompatible(f"the index at {index_dir} changed under every attempt to load it: retry, or run `rag index --index {index_dir}`")
         dense = DenseIndex(segments, {k: np.array(sorted(v), dtype=np.int64) for k, v in dead.items()}, int(meta.get("dimension", 0)))
-        index = cls(index_dir, connections, meta, dense, int(max_id if max_id is not None else -1), text_index, ranker)
+        index = cls(index_dir, connections, meta, dense, int(max_id if max_id is not None else -1), text_index, ranker, settings)
         index.lexical_stale = stale or ranker is None
         return index
 
@@ -289,18 +279,6 @@ MAX_REPAIRS = 3
 # commits in between removes segments of the older list, so the load starts over (the merge
 # itself takes seconds, so a second attempt practically always finds the new list).
 LOAD_ATTEMPTS = 5
-
-
-def current_version(index_dir: Path) -> int | None:
-    """The latest committed version number (None: no index); one indexed read."""
-    path = database_path(index_dir)
-    if not path.exists():
-        return None
-    conn = db.connect(path)
-    try:
-        return db.version_of(conn)
-    finally:
-        conn.close()
 
 
 class DocumentsView(Mapping[str, StoredDocument]):
@@ -359,32 +337,6 @@ class PassagesView(PassageLookup):
             yield db.passage_from(pid, row)
 
 
-class ParagraphListing:
-    """Every live paragraph keyed by (document id, paragraph index): a scan, for tools only.
-    Each backend gives ``items``; ``values`` and ``len`` follow from it."""
-
-    def __init__(self, index: Any):  # CorpusIndex or MilvusIndex
-        self._index = index
-
-    def items(self) -> list[tuple[tuple[str, int], Paragraph]]:
-        raise NotImplementedError
-
-    def values(self) -> list[Paragraph]:
-        return [p for _, p in self.items()]
-
-    def __len__(self) -> int:
-        return len(self.items())
-
-
-class ParagraphsView(ParagraphListing):
-    def items(self) -> list[tuple[tuple[str, int], Paragraph]]:
-        sql = ("SELECT pg.row FROM documents d JOIN paragraphs pg ON pg.generation = d.generation"
-               f" WHERE {db.visible('d')}"
-               " ORDER BY d.document_id, pg.paragraph_index")
-        paragraphs = [db.paragraph_from(r[0]) for r in self._index.conn.execute(sql, {"v": self._index.version})]
-        return [((p.document_id, p.paragraph_index), p) for p in paragraphs]
-
-
 class LexicalView:
     """BM25 restricted to the snapshot's passages.  The tantivy searcher was opened at or after
     this snapshot's version: passages added later have larger ids and are dropped here, passages
@@ -398,10 +350,10 @@ class LexicalView:
         ranker = self._index.ranker
         if ranker is None:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        ids, scores = ranker.top(tokenize_query(query), k)
+        ids, scores = ranker.top(lexical.tokenize_query(query), k)
         keep = ids <= self._index.max_passage_id  # committed after this snapshot: not ours
         return ids[keep][:k], scores[keep][:k]
 
     def scores_of(self, query: str, ids) -> dict[int, float]:
         ranker = self._index.ranker
-        return ranker.scores_of(tokenize_query(query), list(ids)) if ranker is not None else {}
+        return ranker.scores_of(lexical.tokenize_query(query), list(ids)) if ranker is not None else {}

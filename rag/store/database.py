@@ -24,13 +24,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from rag.store import lexical
 from rag.types import Document, Paragraph, Passage
 
 DATABASE_FILE = "store.sqlite"
 # A writer waits this long for another process's commit (they are milliseconds long; the
 # writer lock already serializes whole writes).
 BUSY_TIMEOUT_MS = 30_000
+# BM25's bookkeeping (rag/store/lexical.py): tokens per indexed passage (|d|, to keep the totals
+# on deletes), and one row of passages and tokens indexed (N and N * avgdl).
+LEXICAL_LENGTHS = "lexical_lengths"
+LEXICAL_STATS = "lexical_stats"
 
 SCHEMA = [
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -52,7 +55,9 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS passages_segment ON passages(segment)",
     "CREATE INDEX IF NOT EXISTS passages_removed ON passages(removed) WHERE removed IS NOT NULL",
     "CREATE TABLE IF NOT EXISTS segments(name TEXT PRIMARY KEY, count INTEGER NOT NULL, added INTEGER NOT NULL)",
-    *lexical.SCHEMA,
+    f"CREATE TABLE IF NOT EXISTS {LEXICAL_LENGTHS}(passage_id INTEGER PRIMARY KEY, tokens INTEGER NOT NULL)",
+    f"CREATE TABLE IF NOT EXISTS {LEXICAL_STATS}(id INTEGER PRIMARY KEY CHECK (id = 0), passages INTEGER NOT NULL, tokens INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS passages_added ON passages(added)",  # what a BM25 sync replays
 ]
 VISIBLE = "added <= :v AND (removed IS NULL OR removed > :v)"
 

@@ -19,7 +19,10 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-from rag.store.corpus_index import LEGACY_CURRENT_FILE, StoredDocument
+from rag.store import database as db
+from rag.store import lexical
+from rag.store.corpus_index import FORMAT_VERSION, LEGACY_CURRENT_FILE
+from rag.store.protocol import StoredDocument
 from rag.types import Document
 
 LEGACY_PREFIXES = ("v-", ".tmp-v-")
@@ -29,10 +32,6 @@ log = logging.getLogger(__name__)
 
 def upgrade_format3(conn: sqlite3.Connection) -> bool:
     """Format 3 -> 4 in one transaction (the caller holds the writer lock); True if upgraded."""
-    from rag.store import database as db
-    from rag.store import lexical
-    from rag.store.corpus_index import FORMAT_VERSION
-
     if db.get_meta(conn).get("format_version") != 3:
         return False
     log.warning("upgrading the index from format 3 to %d: BM25 moves from SQLite FTS5 to tantivy (no re-embedding)", FORMAT_VERSION)

@@ -46,6 +46,7 @@ import logging
 import math
 import shutil
 import sqlite3
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -54,6 +55,10 @@ import numpy as np
 import Stemmer
 import tantivy
 
+from rag.store import database as db
+from rag.store.database import LEXICAL_LENGTHS as LENGTHS
+from rag.store.database import LEXICAL_STATS as STATS
+from rag.store.maintenance import try_writer_lock
 from rag.types import Passage
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)
@@ -66,13 +71,6 @@ BM25_B = 0.75
 RESCORE_FACTOR = 2
 FOLDER = "lexical"
 VERSION_KEY = "lexical_version"  # meta: the SQLite version index/lexical/ reflects (-1: rebuild)
-LENGTHS = "lexical_lengths"      # tokens per indexed passage (|d|), to keep the totals on deletes
-STATS = "lexical_stats"          # one row: passages and tokens indexed (N and N * avgdl)
-SCHEMA = [
-    f"CREATE TABLE IF NOT EXISTS {LENGTHS}(passage_id INTEGER PRIMARY KEY, tokens INTEGER NOT NULL)",
-    f"CREATE TABLE IF NOT EXISTS {STATS}(id INTEGER PRIMARY KEY CHECK (id = 0), passages INTEGER NOT NULL, tokens INTEGER NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS passages_added ON passages(added)",  # what a sync replays
-]
 DESCRIPTION = {"engine": f"tantivy {getattr(tantivy, '__version__', '')} candidates (block-max WAND), bm25s lucene re-scoring",
                "ranking": f"bm25 lucene (k1={BM25_K1}, b={BM25_B})", "stemmer": STEMMER_LANGUAGE, "stopwords": "en",
                "tokenizer": f"bm25s {bm25s.__version__}", "rescore_factor": RESCORE_FACTOR}
@@ -92,6 +90,17 @@ class Tokenizer:
         if not texts:
             return []
         return bm25s.tokenize(list(texts), stopwords="en", stemmer=self._stemmer, return_ids=False, show_progress=False)
+
+
+_tokenizers = threading.local()
+
+
+def tokenize_query(query: str) -> list[str]:
+    """A query's terms, as passages' are indexed (one tokenizer per thread)."""
+    tokenizer = getattr(_tokenizers, "tokenizer", None)
+    if tokenizer is None:
+        tokenizer = _tokenizers.tokenizer = Tokenizer()
+    return tokenizer([query])[0]
 
 
 def passage_text(passage: Passage) -> str:
@@ -150,8 +159,6 @@ def try_sync(index_dir: Path, conn: sqlite3.Connection) -> bool:
     last lexical commit: its statistics in SQLite are those of its recorded version, passages
     added since are found by the dense side only until a later sync (the writer's, or the
     service's background retry), and passages removed since are dropped by ``fetch``."""
-    from rag.store.maintenance import try_writer_lock
-
     with try_writer_lock(index_dir) as mine:
         if not mine:
             return False
@@ -245,9 +252,7 @@ def sync(index_dir: Path, conn: sqlite3.Connection) -> int:
         raise
     finally:
         writer.wait_merging_threads()
-    from rag.store.database import transaction
-
-    with transaction(conn):
+    with db.transaction(conn):
         if rebuild:
             conn.execute(f"DELETE FROM {LENGTHS}")
             conn.execute(f"DELETE FROM {STATS}")
@@ -257,9 +262,7 @@ def sync(index_dir: Path, conn: sqlite3.Connection) -> int:
 
 
 def _passage(pid: int, row: str) -> Passage:
-    from rag.store.database import passage_from
-
-    return passage_from(pid, row)
+    return db.passage_from(pid, row)
 
 
 def _delete(writer: tantivy.IndexWriter, ids: list[int]) -> None:

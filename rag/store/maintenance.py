@@ -8,7 +8,6 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
-from rag.settings import Settings
 from rag.store.segments import MERGE_PREFIX, TEMP_PREFIX, remove_segment, segments_root
 
 COMPACT_LOCK_FILE = ".compact.lock"
@@ -75,7 +74,7 @@ def compaction_lock(index_dir: Path, blocking: bool = False):
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def remove_orphans(index_dir: Path, conn: sqlite3.Connection, settings: Settings | None) -> None:
+def remove_orphans(index_dir: Path, conn: sqlite3.Connection) -> None:
     """Callers hold the writer lock.  Segment folders no commit names: a writer killed before its commit (``.tmp-*``, or a
     published ``s-*`` whose transaction never committed), a compaction killed mid-merge
     (``.merge-*``, only while no compaction runs) or after its commit (its old segments)."""
@@ -93,4 +92,4 @@ def remove_orphans(index_dir: Path, conn: sqlite3.Connection, settings: Settings
         if path.name.startswith(TEMP_PREFIX):
             shutil.rmtree(path, ignore_errors=True)
         elif path.name.startswith("s-") and path.name not in registered:
-            remove_segment(index_dir, path.name, settings)
+            remove_segment(index_dir, path.name)

@@ -15,20 +15,28 @@ passages of that one document.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rag.errors import IndexIncompatible, IndexNotFound
 from rag.settings import Settings
-from rag.store.corpus_index import ParagraphListing, PassageLookup, StoredDocument, tokenize_query
+from rag.store.corpus_index import PassageLookup
+from rag.store.lexical import tokenize_query
 from rag.store import milvus_records as rec
 from rag.store.milvus_store import (FORMAT_VERSION, HEAD, MAX_TOP_K, PROP_MANIFEST, PROP_RECORDS, PROP_VERSION, get_client, is_local,
-                                    keys_filter,                                     public_uri, quote)
+                                    keys_filter, public_uri, quote)
+from rag.store.protocol import StoredDocument
 from rag.types import Document, Paragraph, Passage
+
+if TYPE_CHECKING:
+    from rag.embedding import Encoder
+
+log = logging.getLogger(__name__)
 
 # Rows per query_iterator page when listing (documents page, `rag index` sync).
 PAGE = 1000
@@ -54,10 +62,16 @@ def read_state(client, alias: str, check: bool = True) -> tuple[str, dict[str, s
     return described["collection_name"], described.get("properties", {})
 
 
+def index_exists(settings: Settings) -> bool:
+    """Some index is in the configured Milvus collection."""
+    return read_state(client_for(settings), settings.milvus_collection) is not None
+
+
 class MilvusIndex:
-    """The index at one version, as CorpusIndex offers it (pipeline, routes, retrieval)."""
+    """The index at one version: the Milvus backend's ``Index`` (rag/store/protocol.py)."""
 
     folder = None  # no index folder (metrics report none)
+    lexical_stale = False  # BM25 is computed inside Milvus from the rows themselves: never behind
 
     def __init__(self, settings: Settings, client, name: str, properties: dict[str, str], counts: tuple[int, int]):
         self.settings = settings
@@ -70,13 +84,12 @@ class MilvusIndex:
         self.document_count, self.passage_count_total = counts
         self.documents = DocumentsView(self)
         self.passages = PassagesView(self)
-        self.paragraphs = ParagraphsView(self)
         self.lexical = LexicalView(self)
         self.dense = DenseView(self)
         self._recent = threading.local()
 
     @classmethod
-    def load(cls, settings: Settings, expected_model: str | None = None, **_ignored) -> MilvusIndex:
+    def load(cls, settings: Settings, expected_model: str | None = None) -> MilvusIndex:
         client = client_for(settings)
         state = read_state(client, settings.milvus_collection)
         where = f"Milvus collection {settings.milvus_collection!r} at {public_uri(milvus_uri(settings))}"
@@ -99,9 +112,15 @@ class MilvusIndex:
         """The version the alias points at now (a rebuild moves it to another collection)."""
         try:
             state = read_state(self.client, self.alias, check=False)
-        except Exception:  # noqa: BLE001 - Milvus unreachable: keep serving this version
+        except Exception as exc:  # noqa: BLE001 - any client error (pymilvus has no common base): keep serving this version
+            log.warning("cannot read the version of Milvus collection %r (%s: %s): serving version %d",
+                        self.alias, type(exc).__name__, exc, self.version)
             return None
         return int(state[1].get(PROP_VERSION, 0)) if state is not None else None
+
+    def reopen(self, expected_model: str | None = None, encoder: Encoder | None = None) -> MilvusIndex:
+        """The alias's latest version (a MilvusIndex holds nothing open but the shared client)."""
+        return MilvusIndex.load(self.settings, expected_model)
 
     @property
     def model(self) -> str:
@@ -149,9 +168,6 @@ class MilvusIndex:
                 if pid in rows:
                     out[i] = rows[pid]
         return out
-
-    def paragraph_of(self, passage: Passage) -> Paragraph:
-        return self.fetch([passage.passage_id])[passage.passage_id][1]
 
     def head(self, document_id: str) -> dict[str, Any] | None:
         rows = self.client.query(self.records, filter=keys_filter([rec.head_key(document_id)]), output_fields=rec.WRITER_HEAD_FIELDS)
@@ -239,11 +255,6 @@ class MilvusIndex:
     def vectors(self) -> np.ndarray:
         return self.vectors_of([p.passage_id for p in self.passages])
 
-    def passages_by_document(self) -> dict[str, list[Passage]]:
-        grouped: dict[str, list[Passage]] = {doc_id: [] for doc_id in self.documents}
-        for passage in self.passages:
-            grouped.setdefault(passage.document_id, []).append(passage)
-        return grouped
 
 
 def scan(client, settings: Settings, collection: str, where: str, fields: list[str]) -> list[dict[str, Any]]:
@@ -304,14 +315,6 @@ class PassagesView(PassageLookup):
         for start in range(0, len(ids), PAGE):
             found = index.fetch(ids[start : start + PAGE])
             yield from (found[i][0] for i in ids[start : start + PAGE] if i in found)
-
-
-class ParagraphsView(ParagraphListing):
-    def items(self) -> list[tuple[tuple[str, int], Paragraph]]:
-        out: list[tuple[tuple[str, int], Paragraph]] = []
-        for head in sorted(self._index.heads(rec.WRITER_HEAD_FIELDS), key=lambda h: h["document_id"]):
-            out.extend(((p.document_id, p.paragraph_index), p) for p in self._index._paragraphs(head))
-        return out
 
 
 class LexicalView:

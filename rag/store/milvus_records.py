@@ -23,8 +23,8 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from rag.store.corpus_index import StoredDocument
 from rag.store.milvus_store import HEAD, MAX_VARCHAR, PARAGRAPH, TEXT, clip, split_bytes
+from rag.store.protocol import StoredDocument
 from rag.types import Document, Paragraph, Passage
 
 SEP = "|"  # keys are unique even when ids contain it: gen and the numbers after the id have fixed shapes
@@ -97,12 +97,6 @@ def members_of(head: dict[str, Any]) -> tuple[list[int], list[str], list[str]] |
 def paragraph_keys(document_id: str, gen: str, paragraph_index: int, parts: int) -> list[str]:
     group = paragraph_group(document_id, gen, paragraph_index)
     return [f"{group}{SEP}{i}" for i in range(parts)]
-
-
-def lexical_text(passage: Passage) -> str:
-    """What BM25 reads of a passage, as the embedded path indexes it: title and heading path
-    lead the text."""
-    return " ".join(part for part in (passage.title, passage.section, passage.context, passage.text) if part)
 
 
 def passage_row(passage: Passage, gen: str, lexical: str, vector, paragraph_parts: int) -> dict[str, Any]:

@@ -37,17 +37,18 @@ import time
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import cast
 
 from rag import __version__
+from rag.embedding import Encoder
 from rag.errors import InvalidRequest
+from rag.settings import Settings
 from rag.store import milvus_records as rec
-from rag.store.builder import IndexBuilder, IndexReport, _New
-from rag.store.corpus_index import CorpusIndex, StoredDocument
-from rag.store.lexical import Tokenizer
+from rag.store.lexical import Tokenizer, passage_text
 from rag.store.milvus_index import MilvusIndex, client_for, ensure_loaded, read_state, scan
 from rag.store.milvus_store import (FORMAT_VERSION, HEAD, MAX_KEY, PROP_MANIFEST, PROP_RECORDS, PROP_VERSION, WRITE_BATCH, keys_filter, passages_schema, quote,
                                     records_name, records_schema)
+from rag.store.prepare import Prepared, chunk, chunking_params, embed_passages, reusable
+from rag.store.protocol import Index, IndexReport, StoredDocument
 from rag.types import Document
 
 log = logging.getLogger(__name__)
@@ -70,11 +71,21 @@ def _lock(key: str) -> threading.Lock:
         return _locks.setdefault(key, threading.Lock())
 
 
-class MilvusWriter(IndexBuilder):
-    """``apply`` as IndexBuilder's, into Milvus; chunking and embedding are IndexBuilder's own."""
+class MilvusWriter:
+    """The Milvus backend's ``IndexWriter`` (rag/store/protocol.py): ``apply`` as IndexBuilder's;
+    documents are chunked and embedded by the same functions (rag/store/prepare.py)."""
+
+    def __init__(self, settings: Settings, encoder: Encoder):
+        self.settings = settings
+        self.encoder = encoder
 
     def apply(self, index_dir: Path, upserts: Iterable[Document] = (), deletes: Iterable[str] = (), origin: str = "file",
-              sync_roots: Iterable[Path] | None = None, previous=None) -> tuple[CorpusIndex, IndexReport]:
+              sync_roots: Iterable[Path] | None = None, previous: Index | None = None) -> tuple[Index, IndexReport]:
+        """``previous`` is not needed: a MilvusIndex holds nothing open to reuse.  ``index_dir``
+        places Milvus Lite's database when no URI is set, as for the settings' own folder."""
+        if Path(index_dir) != Path(self.settings.index_dir):
+            other = self.settings.model_copy(update={"index_dir": Path(index_dir)})
+            return MilvusWriter(other, self.encoder).apply(index_dir, upserts, deletes, origin, sync_roots)
         started = time.perf_counter()
         upserts, deletes = list(upserts), list(deletes)
         for document in upserts:
@@ -88,7 +99,7 @@ class MilvusWriter(IndexBuilder):
             meta = json.loads(state[1][PROP_MANIFEST]) if state is not None and PROP_MANIFEST in state[1] else {}
             if state is not None and meta:
                 ensure_loaded(client, state[0], state[1][PROP_RECORDS])
-            if state is None or not self._reusable(meta):
+            if state is None or not reusable(meta, self.encoder, self.settings, FORMAT_VERSION):
                 if meta:
                     log.warning("model or chunking changed since the last build: re-embedding every document")
                 carried = [] if state is None else self._all_documents(client, state)
@@ -98,7 +109,7 @@ class MilvusWriter(IndexBuilder):
         index = MilvusIndex.load(self.settings)
         report.version, report.documents, report.passages = str(index.version), len(index.documents), len(index)
         report.seconds = time.perf_counter() - started
-        return cast("CorpusIndex", index), report  # CorpusIndex's read interface (rag/store/factory.py)
+        return index, report
 
     # ------------------------------------------------------------------------- incremental
     def _write_changes(self, client, state, meta: dict, upserts: list[Document], deletes: list[str], origin: str, sync_roots,
@@ -153,7 +164,7 @@ class MilvusWriter(IndexBuilder):
         ``replaced``: documents that had a version before, whose other rows are then deleted."""
         items = []
         for stored in sorted(todo, key=lambda s: s.document.document_id):
-            item = self._chunk(stored, 0, 0)
+            item = chunk(stored, self.settings)
             if item is None:
                 log.warning("document %s has no indexable text; skipped", stored.document.document_id)
                 report.skipped.append((stored.document.document_id, "no indexable text"))
@@ -161,7 +172,7 @@ class MilvusWriter(IndexBuilder):
                 items.append(item)
         passages = [p for item in items for p in item.passages]
         report.embedded_passages = len(passages)
-        vectors = self._embed(passages)
+        vectors = embed_passages(self.encoder, passages, self.settings.embedding_batch_size)
         tokenizer = Tokenizer()
         at = 0
         for start in range(0, len(items), DOCUMENTS_PER_ROUND):
@@ -171,7 +182,7 @@ class MilvusWriter(IndexBuilder):
             at += count
         return {item.stored.document.document_id: len(item.passages) for item in items}
 
-    def _store_batch(self, client, name: str, records: str, items: list[_New], vectors, tokenizer, replaced: Mapping[str, dict]) -> None:
+    def _store_batch(self, client, name: str, records: str, items: list[Prepared], vectors, tokenizer, replaced: Mapping[str, dict]) -> None:
         parts, heads, rows = [], [], []
         ids = self._ids(client, name, items)
         i = 0
@@ -180,7 +191,7 @@ class MilvusWriter(IndexBuilder):
             head, item_parts, layout = rec.document_rows(item.stored, item.paragraphs, item_ids)
             parts.extend(item_parts)
             heads.append(head)
-            lexical = tokenizer([rec.lexical_text(p) for p in item.passages])
+            lexical = tokenizer([passage_text(p) for p in item.passages])
             for passage, pid, terms in zip(item.passages, item_ids, lexical, strict=True):
                 rows.append(rec.passage_row(replace(passage, passage_id=pid), gen, " ".join(terms), vectors[i],
                                             layout[passage.paragraph_index]))
@@ -193,7 +204,7 @@ class MilvusWriter(IndexBuilder):
             if doc_id in replaced:
                 self._remove_rows(client, name, records, replaced[doc_id], keep_gen=rec.gen_of(item.stored.document), keep_ids=set(item_ids))
 
-    def _ids(self, client, name: str, items: list[_New]) -> list[list[int]]:
+    def _ids(self, client, name: str, items: list[Prepared]) -> list[list[int]]:
         """Passage ids per document: hashed, re-salted when one is taken by another document
         (in Milvus or in this batch).  One read for the whole batch."""
         out: list[list[int]] = []
@@ -268,7 +279,7 @@ class MilvusWriter(IndexBuilder):
         try:
             written = self._store(client, name, records, list(wanted.values()), report, replaced={})
             manifest = {"format_version": FORMAT_VERSION, "rag_version": __version__, "embedding_model": self.encoder.name,
-                        "dimension": int(self.encoder.dimension), "normalized": True, "chunking": self.chunking_params(),
+                        "dimension": int(self.encoder.dimension), "normalized": True, "chunking": chunking_params(self.settings),
                         "index_type": self.settings.milvus_index_type, "created_at": _now(),
                         "live_documents": len(written), "live_passages": sum(written.values())}
             self._commit(client, name, {PROP_VERSION: str(int(meta.get("version", 0)))}, manifest, report.embedded_passages)
@@ -286,10 +297,6 @@ class MilvusWriter(IndexBuilder):
         for other in client.list_collections():
             if other.startswith(f"{alias}_") and other not in keep:
                 client.drop_collection(other)
-
-    def _reusable(self, meta: dict) -> bool:
-        return bool(meta) and meta.get("embedding_model") == self.encoder.name and meta.get("chunking") == self.chunking_params() \
-            and meta.get("format_version") == FORMAT_VERSION and int(meta.get("dimension", 0)) == int(self.encoder.dimension)
 
     def _heads(self, client, records: str, ids: list[str] | None) -> list[dict]:
         if ids is not None:

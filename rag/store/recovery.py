@@ -29,6 +29,7 @@ from rag.store import database as db
 from rag.store import lexical
 from rag.store.files import load_array
 from rag.store.maintenance import writer_lock
+from rag.store.prepare import embed_passages
 from rag.store.segments import build_segment, publish, remove_segment, segments_root
 
 if TYPE_CHECKING:
@@ -87,12 +88,12 @@ def _commit(index_dir: Path, conn: sqlite3.Connection, name: str, folder: Path, 
                         lexical.record_unchanged(conn, version)  # no passage's text changed
                 # else: another process repaired or merged it while we rebuilt
         except BaseException:
-            remove_segment(index_dir, new_name or folder.name, None)  # nothing names it
+            remove_segment(index_dir, new_name or folder.name)  # nothing names it
             raise
         if new_name is None:
-            remove_segment(index_dir, folder.name, None)
+            remove_segment(index_dir, folder.name)
         else:
-            remove_segment(index_dir, name, None)  # the damaged folder; no commit names it now
+            remove_segment(index_dir, name)  # the damaged folder; no commit names it now
     return new_name
 
 
@@ -112,6 +113,4 @@ def _intact_vectors(folder: Path, ids: np.ndarray, dimension: int) -> np.ndarray
 
 
 def _embed(encoder: Encoder, rows: list[tuple[int, str]], settings: Settings) -> np.ndarray:
-    from rag.store.builder import embed_passages  # the builder imports this module's importer
-
     return embed_passages(encoder, [db.passage_from(pid, row) for pid, row in rows], settings.embedding_batch_size)

@@ -4,8 +4,7 @@ A segment is a folder ``index/segments/<name>/`` written once and never changed:
 
     ids.npy        passage ids of its rows, ascending (row i holds passage ids[i])
     vectors.npy    float32 unit vectors (memory-mapped: exact scores, and the input of merges)
-    dense/         the vector store over those rows (FAISS, kind chosen by the segment's size;
-                   or a Milvus collection), see rag/store/factory.py
+    dense/         the vector store over those rows (FAISS, kind chosen by the segment's size)
     segment.json   row count and the store's description
 
 Why segments and not one ``IndexIDMap2`` with ``add_with_ids``/``remove_ids``: FAISS indexes
@@ -27,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.errors import IndexDamaged
+from rag.errors import IndexDamaged, IndexIncompatible
 from rag.settings import Settings
 from rag.store.base import VectorStore
-from rag.store.factory import drop_vector_store, load_vector_store, make_vector_store
+from rag.store.faiss_store import FaissConfig, FaissStore
 from rag.store.files import disk_full, fsync_dir, fsync_tree, load_array
 
 SEGMENTS_DIR = "segments"
@@ -60,11 +59,10 @@ def build_segment(index_dir: Path, ids: np.ndarray, vectors: np.ndarray, setting
     root.mkdir(parents=True, exist_ok=True)
     folder = root / f"{prefix}s-{os.urandom(6).hex()}"
     folder.mkdir()
-    store = None
     try:
         np.save(folder / "ids.npy", np.ascontiguousarray(ids, dtype=np.int64))
         np.save(folder / "vectors.npy", np.ascontiguousarray(vectors, dtype=np.float32))
-        store = make_vector_store(settings)
+        store = FaissStore(FaissConfig.from_settings(settings))
         store.build(np.ascontiguousarray(vectors, dtype=np.float32))
         try:
             store.save(folder / "dense")
@@ -76,9 +74,6 @@ def build_segment(index_dir: Path, ids: np.ndarray, vectors: np.ndarray, setting
         fsync_tree(folder)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
-        drop = getattr(store, "drop", None)  # a Milvus collection built for this segment
-        if drop is not None:
-            drop()
         raise
     return folder
 
@@ -109,7 +104,7 @@ def load_segment(index_dir: Path, name: str, settings: Settings | None, final: b
         if ids.ndim != 1 or len(ids) != count or ids.dtype != np.int64:
             raise ValueError(f"{len(ids)} {ids.dtype} ids for {count} rows")
         path = folder / "dense"
-        store = load_vector_store(path, dense, settings, mmap=True)
+        store = open_store(path, dense, settings, mmap=True)
         if len(store) != count:
             raise ValueError(f"{len(store)} vectors for {count} rows")
         path = folder / "vectors.npy"
@@ -170,16 +165,25 @@ class RowReader:
             os.close(fd)
 
 
-def remove_segment(index_dir: Path, name: str, settings: Settings | None) -> None:
+def remove_segment(index_dir: Path, name: str) -> None:
     """Delete a segment no commit lists any more.  Processes that still search it keep their
-    memory maps (POSIX keeps unlinked files readable); a Milvus collection is dropped."""
-    folder = segments_root(index_dir) / name
-    try:
-        info = json.loads((folder / SEGMENT_FILE).read_text())
-        drop_vector_store(folder / "dense", info.get("dense", {}), settings)
-    except (OSError, ValueError):
-        pass
-    shutil.rmtree(folder, ignore_errors=True)
+    memory maps (POSIX keeps unlinked files readable)."""
+    shutil.rmtree(segments_root(index_dir) / name, ignore_errors=True)
+
+
+def open_store(folder: Path, description: dict, settings: Settings | None = None, mmap: bool = True) -> VectorStore:
+    """Open the store saved in ``folder`` (a segment's ``dense/``), described by its segment.json."""
+    backend = description.get("backend", "faiss")
+    if backend == "faiss":
+        if settings is None:
+            return FaissStore.load(folder, mmap=mmap)
+        return FaissStore.load(folder, settings.faiss_hnsw_ef_search, settings.faiss_ivf_nprobe, mmap=mmap)
+    if backend == "milvus":
+        # Written by the per-segment Milvus design that the whole-index one replaced.
+        raise IndexIncompatible("this index folder keeps its vectors in per-segment Milvus collections, which this rag no "
+                                "longer reads: rebuild with RAG_VECTOR_BACKEND=milvus `rag index` (the whole index then "
+                                "lives in Milvus) or delete the folder and rebuild with FAISS")
+    raise ValueError(f"index built with unknown vector backend {backend!r}")
 
 
 class DenseIndex:

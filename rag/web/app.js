@@ -4,7 +4,7 @@
 "use strict";
 
 import { Library, authHeaders } from "./library.js";
-import { el, renderAnswer, renderError, renderQuestion } from "./render.js";
+import { abstentionMessage, el, renderAnswer, renderError, renderQuestion } from "./render.js";
 import { Conversations } from "./store.js";
 
 const $ = (id) => document.getElementById(id);
@@ -84,6 +84,7 @@ function keep(data) {
     rewritten_question: data.rewritten_question,
     citations: data.citations || [],
     answers: data.answers || [],
+    no_answer: data.no_answer || null,
   };
 }
 
@@ -132,7 +133,7 @@ async function ask(question) {
   pending.replaceWith(group);
   renderConversationList();
   group.scrollIntoView({ block: "start" });
-  setStatus(turn.error ? "The question could not be answered." : turn.response.citations.length ? "Answer ready." : "The documents don't say.");
+  setStatus(turn.error ? "The question could not be answered." : turn.response.citations.length ? "Answer ready." : abstentionMessage(turn.response));
   log.removeAttribute("aria-busy");
   askButton.disabled = false;
   busy = false;

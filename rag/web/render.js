@@ -144,9 +144,16 @@ export function renderAnswer(turn, response, onCopy) {
   return article;
 }
 
+// What the service says when it abstains: its no_answer.message (a turn saved before the page kept
+// no_answer: the first line of the reply, which is that message).  Never a copy of the sentence.
+export function abstentionMessage(response) {
+  const noAnswer = response.no_answer;
+  return (noAnswer && noAnswer.message) || (response.content || "").split("\n", 1)[0];
+}
+
 function renderAbstention(response) {
   const article = el("article", { class: "turn assistant abstained", "aria-label": "No answer" });
-  article.appendChild(el("p", { class: "abstain-title" }, "The documents don't say."));
+  article.appendChild(el("p", { class: "abstain-title" }, abstentionMessage(response)));
   article.appendChild(el("p", {}, "No passage answers this question word for word. The closest passages are below; rephrasing may help."));
   article.appendChild(el("div", { class: "related" }));
   if (response.related) fillRelated(article, response.related);
