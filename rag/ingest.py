@@ -17,17 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rag.errors import DocumentTooLarge, UnsupportedDocument
-from rag.parsing import (
-    HTML_SUFFIXES,
-    MARKDOWN_SUFFIXES,
-    SUPPORTED_SUFFIXES,
-    TEXT_SUFFIXES,
-    ParsedDocument,
-    decode_text,
-    parse_bytes,
-    parse_decoded,
-    parse_plain_text,
-)
+from rag.parsing import SUPPORTED_SUFFIXES, ParsedDocument, decode_text, format_of, parse_plain_text
 from rag.parsing.bounds import bounded_metadata
 from rag.settings import Settings
 from rag.types import Document
@@ -193,22 +183,22 @@ def document_from_bytes(
         from rag.parse_pool import parse_in_worker
 
         return parse_in_worker(filename, data, document_id, metadata, source_path, limits)
-    suffix = Path(filename).suffix.lower()
-    if suffix in TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES:
+    fmt = format_of(filename)
+    if fmt.binary:
+        parsed = fmt.parse(data, limits.max_pdf_pages, limits.max_parse_seconds)
+        check_line_lengths(parsed.text, limits.max_line_chars)
+    else:
         # The file's own lines are the real ones: canonical text joins hard wraps, and 1.17 MB
         # of 60-character lines without a blank line was refused as "a line of 1,173,166
-        # characters" (issue 20).  Text and Markdown are checked before parsing (a 50 MB
-        # one-line file is not prose); HTML is often minified onto one line, so when it is,
-        # its canonical text (one line per block) is checked after parsing instead.
+        # characters" (issue 20).  Text is checked before parsing (a 50 MB one-line file is not
+        # prose); a format often minified onto one line (HTML) has its canonical text (one
+        # line per block) checked after parsing instead, when its source has a long line.
         text = decode_text(data)
-        if suffix not in HTML_SUFFIXES:
+        if not fmt.one_line_source:
             check_line_lengths(text, limits.max_line_chars)
-        parsed = parse_decoded(suffix, text)
-        if suffix in HTML_SUFFIXES and longest_line(text, limits.max_line_chars):
+        parsed = fmt.parse(text)
+        if fmt.one_line_source and longest_line(text, limits.max_line_chars):
             check_line_lengths(parsed.text, limits.max_line_chars)
-    else:
-        parsed = parse_bytes(filename, data, max_pdf_pages=limits.max_pdf_pages, time_budget_s=limits.max_parse_seconds)
-        check_line_lengths(parsed.text, limits.max_line_chars)
     return document_from_parsed(parsed, document_id or slugify(Path(filename).stem), metadata, source_path)
 
 
@@ -285,17 +275,3 @@ def _read_sidecar(path: Path) -> dict[str, str]:
         log.warning("ignoring unreadable metadata sidecar %s: %s", sidecar, exc)
         return {}
     return {k: str(v) for k, v in data.items() if k in METADATA_FIELDS and v} if isinstance(data, dict) else {}
-
-
-def html_to_text(html: str) -> str:
-    """The canonical text of an HTML page (main content, one block per paragraph)."""
-    from rag.parsing.html import parse_html
-
-    return parse_html(html).text
-
-
-def pdf_to_text(data: bytes, max_pages: int | None = None) -> str:
-    """The canonical text of a PDF (reading order, running headers removed)."""
-    from rag.parsing.pdf import parse_pdf
-
-    return parse_pdf(data, max_pages=max_pages).text

@@ -51,9 +51,6 @@ class Retriever:
     def __init__(self, encoder: Encoder):
         self.encoder = encoder
 
-    def search(self, index: Index, query: str, params: RetrievalParams) -> list[RetrievedPassage]:
-        return self.search_batch(index, [query], params)[0]
-
     def search_batch(self, index: Index, queries: list[str], params: RetrievalParams) -> list[list[RetrievedPassage]]:
         """One encoder call for all queries (batching is ~10x faster per query than one by one)."""
         if len(index) == 0:

@@ -17,6 +17,7 @@ from rag.api.connections import check_file_limit
 from rag.api.server_options import uvicorn_options
 
 from rag import running
+from rag.errors import NotReady, RagError
 from rag.settings import Settings, user_runtime_dir
 
 log = logging.getLogger("rag.serve")
@@ -72,9 +73,13 @@ class _AnnouncingServer(uvicorn.Server):
 
 def announce(settings: Settings, url: str, pipeline) -> None:
     try:
-        size = f"{len(pipeline.index.documents)} documents, {len(pipeline.index)} passages"
-    except Exception:  # noqa: BLE001 - no index yet: the page says so too
+        index = pipeline.index
+        size = f"{len(index.documents)} documents, {len(index)} passages"
+    except NotReady:  # no index yet (`rag serve --no-build`): the page says so too
         size = "no index yet"
+    except RagError as exc:  # damaged, unreadable, another model's: the service runs, /readyz answers 503
+        log.error("the index at %s cannot be loaded: %s", settings.index_dir, exc)
+        size = "the index cannot be loaded: see the log"
     if settings.log_json:
         log.info("ready", extra={"chat_url": url + "/", "docs_url": url + "/docs", "index": str(settings.index_dir)})
         return

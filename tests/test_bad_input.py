@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.ingest import document_from_bytes, html_to_text, load_documents
+from rag.ingest import document_from_bytes, load_documents
+from rag.parsing.html import parse_html
 from rag.errors import UnsupportedDocument
 from rag.pipeline import Pipeline
 from rag.settings import Settings
@@ -133,13 +134,13 @@ def test_deep_html_is_refused_quickly():
     for html in ("<blockquote>" * 100_000, "<div>" * 1_000_000, "<li><ul>" * 50_000):
         started = time.perf_counter()
         with pytest.raises(UnsupportedDocument):
-            html_to_text(html)
+            parse_html(html)
         assert time.perf_counter() - started < 10
     # nesting within the limit is fine, and text outside/inside nested blocks is kept in order
-    assert html_to_text("<div>" * 500 + "<p>deep text</p>" + "</div>" * 500) == "deep text"
-    assert html_to_text("<ul><li>Item <ul><li>sub</li></ul> tail</li></ul>").split("\n\n") == ["Item", "sub", "tail"]
+    assert parse_html("<div>" * 500 + "<p>deep text</p>" + "</div>" * 500).text == "deep text"
+    assert parse_html("<ul><li>Item <ul><li>sub</li></ul> tail</li></ul>").text.split("\n\n") == ["Item", "sub", "tail"]
     # unclosed raw-text elements do not fool the scanner
-    assert html_to_text("<p>ok</p><script>" + "<div>" * 5000) == "ok"
+    assert parse_html("<p>ok</p><script>" + "<div>" * 5000).text == "ok"
 
 
 def test_arbitrary_bytes_never_crash_ingestion():

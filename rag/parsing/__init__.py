@@ -1,69 +1,109 @@
 """Stage 1b: file bytes -> typed blocks over a canonical text (see blocks.py).
 
-One parser per format, chosen by the file's extension; each is linear in its input or bounded
-by the limits it is given (pages, parse time, unpacked bytes, HTML elements and depth).
-Libraries, chosen by measurement (eval/RESULTS.md, "Real documents"): markdown-it-py
-(CommonMark + GFM tables), BeautifulSoup on html.parser (keeps source positions),
-pdfplumber (words with positions and font sizes), python-docx, python-pptx.
+One parser per format, chosen by the file's extension in ``FORMATS``, the one table of what the
+service reads: ingestion (rag/ingest.py) and the README's "Supported formats" table follow it
+(tests/test_formats.py checks the README).  Each parser is linear in its input or bounded by the
+limits it is given (pages, parse time, unpacked bytes, HTML elements and depth).  Libraries,
+chosen by measurement (eval/RESULTS.md, "Real documents"): markdown-it-py (CommonMark + GFM
+tables), BeautifulSoup on html.parser (keeps source positions), pdfplumber (words with positions
+and font sizes), python-docx, python-pptx.  Each is imported on first use, so a text upload never
+loads pdfplumber.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from rag.errors import UnsupportedDocument
 from rag.parsing.blocks import BLOCK_KINDS, Block, ParsedDocument
 
-TEXT_SUFFIXES = {".txt", ".text"}
-MARKDOWN_SUFFIXES = {".md", ".markdown"}
-HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
-PDF_SUFFIXES = {".pdf"}
-DOCX_SUFFIXES = {".docx"}
-PPTX_SUFFIXES = {".pptx"}
-SUPPORTED_SUFFIXES = TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES | DOCX_SUFFIXES | PPTX_SUFFIXES
+__all__ = ["BLOCK_KINDS", "Block", "FORMATS", "FileFormat", "ParsedDocument", "SUPPORTED_SUFFIXES", "decode_text", "format_of",
+           "parse_bytes", "parse_plain_text"]
 
-__all__ = ["BLOCK_KINDS", "Block", "ParsedDocument", "SUPPORTED_SUFFIXES", "decode_text", "parse_bytes", "parse_decoded", "parse_plain_text"]
+
+@dataclass(frozen=True)
+class FileFormat:
+    """One readable format.  A text format's ``parse`` takes the decoded text (ingestion decodes
+    once and checks its lines first); a binary one's takes the bytes and the PDF limits."""
+
+    name: str  # ParsedDocument.format
+    suffixes: tuple[str, ...]
+    binary: bool
+    parse: Callable[..., ParsedDocument]
+    # HTML is often minified onto one line: its canonical text (one line per block) is checked
+    # against RAG_MAX_LINE_CHARS instead of the file's lines.
+    one_line_source: bool = False
+
+
+def _text(text: str) -> ParsedDocument:
+    from rag.parsing.plaintext import parse_text
+
+    return parse_text(text, "txt")
+
+
+def _markdown(text: str) -> ParsedDocument:
+    from rag.parsing.markdown import parse_markdown
+
+    return parse_markdown(text)
+
+
+def _html(text: str) -> ParsedDocument:
+    from rag.parsing.html import parse_html
+
+    return parse_html(text)
+
+
+def _pdf(data: bytes, max_pdf_pages: int | None, time_budget_s: float | None) -> ParsedDocument:
+    from rag.parsing.pdf import parse_pdf
+
+    return parse_pdf(data, max_pages=max_pdf_pages, time_budget_s=time_budget_s)
+
+
+def _docx(data: bytes, max_pdf_pages: int | None, time_budget_s: float | None) -> ParsedDocument:
+    from rag.parsing.office import parse_docx
+
+    return parse_docx(data)
+
+
+def _pptx(data: bytes, max_pdf_pages: int | None, time_budget_s: float | None) -> ParsedDocument:
+    from rag.parsing.office import parse_pptx
+
+    return parse_pptx(data)
+
+
+FORMATS = (
+    FileFormat("txt", (".txt", ".text"), binary=False, parse=_text),
+    FileFormat("md", (".md", ".markdown"), binary=False, parse=_markdown),
+    FileFormat("html", (".html", ".htm", ".xhtml"), binary=False, parse=_html, one_line_source=True),
+    FileFormat("pdf", (".pdf",), binary=True, parse=_pdf),
+    FileFormat("docx", (".docx",), binary=True, parse=_docx),
+    FileFormat("pptx", (".pptx",), binary=True, parse=_pptx),
+)
+_BY_SUFFIX = {suffix: fmt for fmt in FORMATS for suffix in fmt.suffixes}
+SUPPORTED_SUFFIXES = frozenset(_BY_SUFFIX)
+
+
+def format_of(filename: str) -> FileFormat:
+    """The format of a file by its extension; raises UnsupportedDocument."""
+    suffix = Path(filename).suffix.lower()
+    fmt = _BY_SUFFIX.get(suffix)
+    if fmt is None:
+        raise UnsupportedDocument(f"unsupported file type {suffix or '(none)'!r}; supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}")
+    return fmt
 
 
 def parse_bytes(filename: str, data: bytes, *, max_pdf_pages: int | None = None, time_budget_s: float | None = None) -> ParsedDocument:
     """Parse a file's bytes by its extension; raises UnsupportedDocument (or DocumentTooLarge)."""
-    suffix = Path(filename).suffix.lower()
-    if suffix in TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES:
-        return parse_decoded(suffix, decode_text(data))
-    if suffix in PDF_SUFFIXES:
-        from rag.parsing.pdf import parse_pdf
-
-        return parse_pdf(data, max_pages=max_pdf_pages, time_budget_s=time_budget_s)
-    if suffix in DOCX_SUFFIXES:
-        from rag.parsing.office import parse_docx
-
-        return parse_docx(data)
-    if suffix in PPTX_SUFFIXES:
-        from rag.parsing.office import parse_pptx
-
-        return parse_pptx(data)
-    raise UnsupportedDocument(f"unsupported file type {suffix or '(none)'!r}; supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}")
-
-
-def parse_decoded(suffix: str, text: str) -> ParsedDocument:
-    """A text format (.txt, .md, .html) already decoded (ingestion decodes once to check lines first)."""
-    if suffix in MARKDOWN_SUFFIXES:
-        from rag.parsing.markdown import parse_markdown
-
-        return parse_markdown(text)
-    if suffix in HTML_SUFFIXES:
-        from rag.parsing.html import parse_html
-
-        return parse_html(text)
-    from rag.parsing.plaintext import parse_text
-
-    return parse_text(text, suffix.lstrip(".") if suffix != ".text" else "txt")
+    fmt = format_of(filename)
+    if fmt.binary:
+        return fmt.parse(data, max_pdf_pages, time_budget_s)
+    return fmt.parse(decode_text(data))
 
 
 def parse_plain_text(text: str) -> ParsedDocument:
     """Text given directly (a JSON upload, a SQuAD context) is read as a .txt file."""
-    from rag.parsing.plaintext import parse_text
-
-    return parse_text(text)
+    return _text(text)
 
 
 def decode_text(data: bytes) -> str:
