@@ -46,7 +46,8 @@ def _rows(pipeline: Pipeline) -> dict[str, set]:
     rows: dict[str, set] = {}
     for r in index.client.query(index.name, filter="id >= 0", output_fields=["id", "document_id"]):
         rows.setdefault(r["document_id"], set()).add(("passage", r["id"]))
-    for r in index.client.query(index.records, filter='key != ""', output_fields=["key", "document_id"]):
+    # Document rows only: BM25's df rows (rag/store/milvus_lexical.py) belong to no document.
+    for r in index.client.query(index.records, filter='kind != "df"', output_fields=["key", "document_id"]):
         rows.setdefault(r["document_id"], set()).add(("record", r["key"]))
     return rows
 

@@ -286,6 +286,28 @@ def _record(conn: sqlite3.Connection, added: list[tuple[int, int]], removed: lis
                  " SET passages = passages + excluded.passages, tokens = tokens + excluded.tokens", (passages, tokens))
 
 
+def term_weights(tokens: Sequence[str], df: dict[str, int], passages: int) -> dict[str, float]:
+    """idf per distinct query token with a document frequency, times its repeats (bm25s sums
+    over the query's tokens); ``passages``: N.  Shared by both backends (rag/store/milvus_lexical.py)."""
+    weights: dict[str, float] = {}
+    for t in tokens:
+        if df.get(t, 0):
+            n = max(passages, df[t])
+            weights[t] = weights.get(t, 0.0) + math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5))
+    return weights
+
+
+def score_tokens(words: Sequence[str], weights: dict[str, float], avgdl: float) -> float:
+    """The BM25 score of a passage whose tokens are ``words`` (float64; callers round to float32)."""
+    norm = BM25_K1 * (1 - BM25_B + BM25_B * len(words) / avgdl) if avgdl else BM25_K1
+    total = 0.0
+    for term, weight in weights.items():
+        tf = words.count(term)
+        if tf:
+            total += weight * tf / (tf + norm)
+    return total
+
+
 class Ranker:
     """BM25 over one tantivy searcher (a fixed commit) and the statistics read with it."""
 
@@ -307,30 +329,15 @@ class Ranker:
         raise AssertionError("unreachable")
 
     def _weights(self, tokens: Sequence[str]) -> dict[str, float]:
-        """idf per distinct query token, times its repeats (bm25s sums over the query's tokens)."""
-        weights: dict[str, float] = {}
-        df: dict[str, int] = {}
-        for t in tokens:
-            if t not in df:
-                df[t] = int(self.searcher.doc_freq("tokens", t))
-            if df[t]:
-                n = max(self.n, df[t])
-                weights[t] = weights.get(t, 0.0) + math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5))
-        return weights
+        df = {t: int(self.searcher.doc_freq("tokens", t)) for t in dict.fromkeys(tokens)}
+        return term_weights(tokens, df, self.n)
 
     def _score(self, addresses: list, weights: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
         """(passage ids, float32 scores) of these documents, from their stored tokens."""
         ids = np.asarray(self.searcher.fast_field_values("pid", addresses), dtype=np.int64)
         scores = np.zeros(len(addresses), dtype=np.float64)
         for i, address in enumerate(addresses):
-            words = self.searcher.doc(address)["tokens"][0].split()
-            norm = BM25_K1 * (1 - BM25_B + BM25_B * len(words) / self.avgdl) if self.avgdl else BM25_K1
-            total = 0.0
-            for term, weight in weights.items():
-                tf = words.count(term)
-                if tf:
-                    total += weight * tf / (tf + norm)
-            scores[i] = total
+            scores[i] = score_tokens(self.searcher.doc(address)["tokens"][0].split(), weights, self.avgdl)
         return ids, scores.astype(np.float32)  # float32 like bm25s' score arrays: same ties
 
     def top(self, tokens: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -26,8 +25,9 @@ import numpy as np
 from rag.errors import IndexIncompatible, IndexNotFound
 from rag.settings import Settings
 from rag.store.corpus_index import PassageLookup
-from rag.store.lexical import tokenize_query
 from rag.store import milvus_records as rec
+from rag.store.lexical import BM25_B, BM25_K1
+from rag.store.milvus_lexical import MILVUS_RESCORE_FACTOR, LexicalView
 from rag.store.milvus_store import (FORMAT_VERSION, HEAD, MAX_TOP_K, PROP_MANIFEST, PROP_RECORDS, PROP_VERSION, get_client, is_local,
                                     keys_filter, public_uri, quote)
 from rag.store.protocol import StoredDocument
@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 PAGE = 1000
 # Keys per read by primary key (bounds the filter expression: ~100 bytes per key).
 KEYS_PER_READ = 500
-_WORD = re.compile(r"\w")
 
 
 def milvus_uri(settings: Settings) -> str:
@@ -84,7 +83,7 @@ class MilvusIndex:
         self.document_count, self.passage_count_total = counts
         self.documents = DocumentsView(self)
         self.passages = PassagesView(self)
-        self.lexical = LexicalView(self)
+        self.lexical = LexicalView(client, name, self.records, self.passage_count_total, int(self.meta.get("lexical_tokens", 0)))
         self.dense = DenseView(self)
         self._recent = threading.local()
 
@@ -131,7 +130,9 @@ class MilvusIndex:
         dense = {"backend": "milvus", "uri": public_uri(milvus_uri(self.settings)), "collection": self.name,
                  "alias": self.alias, "records": self.records, "metric": "inner_product", "count": self.passage_count_total,
                  "index_type": self.meta.get("index_type", ""), "dimension": self.meta.get("dimension", 0)}
-        return {**self.meta, "dense": dense, "lexical": {"backend": "milvus-bm25", "scoring": "BM25 k1=1.5 b=0.75"},
+        lexical = {"backend": "milvus-bm25", "engine": "Milvus BM25 candidates, bm25s lucene re-scoring with whole-index statistics",
+                   "ranking": f"bm25 lucene (k1={BM25_K1}, b={BM25_B})", "rescore_factor": MILVUS_RESCORE_FACTOR}
+        return {**self.meta, "dense": dense, "lexical": lexical,
                 "document_count": self.document_count, "passage_count": self.passage_count_total}
 
     def __len__(self) -> int:
@@ -315,35 +316,6 @@ class PassagesView(PassageLookup):
         for start in range(0, len(ids), PAGE):
             found = index.fetch(ids[start : start + PAGE])
             yield from (found[i][0] for i in ids[start : start + PAGE] if i in found)
-
-
-class LexicalView:
-    """BM25 inside Milvus over the same terms the embedded path indexes (rag/store/lexical.py)."""
-
-    def __init__(self, index: MilvusIndex):
-        self._index = index
-
-    def _search(self, query: str, k: int, where: str = "") -> tuple[np.ndarray, np.ndarray]:
-        terms = " ".join(tokenize_query(query))
-        k = min(k, MAX_TOP_K)
-        if not _WORD.search(terms) or k <= 0 or not len(self._index):
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        hits = self._index.client.search(self._index.name, data=[terms], anns_field="sparse", limit=k, output_fields=["id"],
-                                         search_params={"metric_type": "BM25"}, **({"filter": where} if where else {}))[0]
-        # Milvus Lite reports BM25 as a negative distance (best first), a cluster as a positive
-        # score: the magnitude is the BM25 score either way.
-        return (np.array([int(h["id"]) for h in hits], dtype=np.int64),
-                np.array([abs(float(h["distance"])) for h in hits], dtype=np.float32))
-
-    def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
-        return self._search(query, k)
-
-    def scores_of(self, query: str, ids) -> dict[int, float]:
-        ids = [int(i) for i in ids]
-        if not ids:
-            return {}
-        found, scores = self._search(query, len(ids), f"id in [{', '.join(map(str, ids))}]")
-        return dict(zip(found.tolist(), scores.tolist(), strict=True))
 
 
 class DenseView:

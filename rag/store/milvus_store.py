@@ -51,10 +51,12 @@ PROP_RECORDS = "rag.records"
 RECORDS_SUFFIX = "_records"
 # The layout of the Milvus index (its manifest's format_version); independent of the index
 # folder's format (rag/store/corpus_index.py).  2: head rows list their rows' primary keys;
-# 3: passages carry their paragraph's part count (reads by primary key only).
+# 3: passages carry their paragraph's part count (reads by primary key only); 4: BM25 statistics
+# of the whole index (df rows, the manifest's lexical_tokens; rag/store/milvus_lexical.py).
 # A writer finding another format rebuilds (re-embeds) into new collections.
-FORMAT_VERSION = 3
-# BM25 as the embedded path scores it (rag/store/lexical.py: Lucene BM25, k1=1.5, b=0.75).
+FORMAT_VERSION = 4
+# Milvus' own BM25 only proposes candidates (rag/store/milvus_lexical.py re-scores them); its
+# parameters are the embedded path's all the same (rag/store/lexical.py: k1=1.5, b=0.75).
 BM25_PARAMS = {"bm25_k1": 1.5, "bm25_b": 0.75}
 
 
@@ -165,7 +167,8 @@ def passages_schema(client, dimension: int, index_type: str):
 
 
 def records_schema(client):
-    """(schema, index params) of a records collection: document heads, text and paragraph parts."""
+    """(schema, index params) of a records collection: document heads, text and paragraph parts,
+    and one row per term with its document frequency (rag/store/milvus_lexical.py)."""
     from pymilvus import DataType
 
     schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -178,7 +181,7 @@ def records_schema(client):
     schema.add_field("origin", DataType.VARCHAR, max_length=16)
     schema.add_field("content_hash", DataType.VARCHAR, max_length=128)
     schema.add_field("source_path", DataType.VARCHAR, max_length=MAX_VARCHAR)
-    schema.add_field("passages", DataType.INT64)
+    schema.add_field("passages", DataType.INT64)  # a head's passages; a df row's document frequency
     schema.add_field("characters", DataType.INT64)
     schema.add_field("parts", DataType.INT64)
     schema.add_field("data", DataType.VARCHAR, max_length=MAX_VARCHAR)

@@ -44,6 +44,7 @@ from rag.errors import InvalidRequest
 from rag.settings import Settings
 from rag.store import milvus_records as rec
 from rag.store.lexical import Tokenizer, passage_text
+from rag.store.milvus_lexical import TermCounts
 from rag.store.milvus_index import MilvusIndex, client_for, ensure_loaded, read_state, scan
 from rag.store.milvus_store import (FORMAT_VERSION, HEAD, MAX_KEY, PROP_MANIFEST, PROP_RECORDS, PROP_VERSION, WRITE_BATCH, keys_filter, passages_schema, quote,
                                     records_name, records_schema)
@@ -78,6 +79,7 @@ class MilvusWriter:
     def __init__(self, settings: Settings, encoder: Encoder):
         self.settings = settings
         self.encoder = encoder
+        self._counts = TermCounts()
 
     def apply(self, index_dir: Path, upserts: Iterable[Document] = (), deletes: Iterable[str] = (), origin: str = "file",
               sync_roots: Iterable[Path] | None = None, previous: Index | None = None) -> tuple[Index, IndexReport]:
@@ -95,6 +97,7 @@ class MilvusWriter:
         client = client_for(self.settings)
         alias = self.settings.milvus_collection
         with _lock(f"{id(client)}/{alias}"):
+            self._counts = TermCounts()  # this write's change to the BM25 statistics
             state = read_state(client, alias)
             meta = json.loads(state[1][PROP_MANIFEST]) if state is not None and PROP_MANIFEST in state[1] else {}
             if state is not None and meta:
@@ -155,7 +158,9 @@ class MilvusWriter:
         else:
             counts = (int(meta.get("live_documents", 0)) + len(written) - len(gone),
                       int(meta.get("live_passages", 0)) + sum(written.values()) - sum(int(h["passages"]) for h in gone))
-        meta = {**meta, "live_documents": max(0, counts[0]), "live_passages": max(0, counts[1])}
+        meta = {**meta, "live_documents": max(0, counts[0]), "live_passages": max(0, counts[1]),
+                "lexical_tokens": max(0, int(meta.get("lexical_tokens", 0)) + self._counts.tokens)}
+        self._counts.save(client, records, WRITE_BATCH)
         self._commit(client, name, properties, meta, report.embedded_passages)
 
     def _store(self, client, name: str, records: str, todo: list[StoredDocument], report: IndexReport,
@@ -195,6 +200,7 @@ class MilvusWriter:
             for passage, pid, terms in zip(item.passages, item_ids, lexical, strict=True):
                 rows.append(rec.passage_row(replace(passage, passage_id=pid), gen, " ".join(terms), vectors[i],
                                             layout[passage.paragraph_index]))
+                self._counts.add(rows[-1]["lexical"])
                 i += 1
         _batched(client.upsert, records, parts)
         _batched(client.upsert, name, rows)
@@ -240,6 +246,12 @@ class MilvusWriter:
             ids, text_keys, paragraph_keys = members
             keys = [] if head["gen"] == keep_gen else [*text_keys, *paragraph_keys]
         old = [i for i in ids if i not in keep_ids]
+        # Their terms leave the BM25 statistics; so do those of rows the new version rewrote
+        # under the same ids (same gen: same tokens), which were counted again when stored.
+        counted = old + ([i for i in ids if i in keep_ids] if head["gen"] == keep_gen else [])
+        for start in range(0, len(counted), WRITE_BATCH):
+            for row in client.get(name, ids=counted[start : start + WRITE_BATCH], output_fields=["lexical"]):
+                self._counts.add(row["lexical"], -1)
         for start in range(0, len(old), WRITE_BATCH):
             client.delete(name, ids=old[start : start + WRITE_BATCH])
         for start in range(0, len(keys), KEYS_PER_DELETE):
@@ -281,7 +293,8 @@ class MilvusWriter:
             manifest = {"format_version": FORMAT_VERSION, "rag_version": __version__, "embedding_model": self.encoder.name,
                         "dimension": int(self.encoder.dimension), "normalized": True, "chunking": chunking_params(self.settings),
                         "index_type": self.settings.milvus_index_type, "created_at": _now(),
-                        "live_documents": len(written), "live_passages": sum(written.values())}
+                        "live_documents": len(written), "live_passages": sum(written.values()), "lexical_tokens": self._counts.tokens}
+            self._counts.save(client, records, WRITE_BATCH)
             self._commit(client, name, {PROP_VERSION: str(int(meta.get("version", 0)))}, manifest, report.embedded_passages)
             client.alter_collection_properties(name, properties={PROP_RECORDS: records})
         except BaseException:
