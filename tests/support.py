@@ -76,17 +76,20 @@ def serve(app, start_timeout: float = 15, **uvicorn_config) -> Iterator[str]:
         sock.close()
 
 
-def make_pdf(pages: list[list[tuple[float, float, float, str, bool]]], title: str = "") -> bytes:
-    """A PDF whose pages hold (x, y, size, text, bold) lines in Helvetica; y from the bottom."""
-    # 1 catalog, 2 page tree, 3-4 fonts, 5 info, then a content stream and a page per page.
+def make_pdf(pages: list[list[tuple[float, float, float, str, bool | str]]], title: str = "") -> bytes:
+    """A PDF whose pages hold (x, y, size, text, bold) lines in Helvetica (bold: True for
+    Helvetica-Bold, "mono" for Courier); y from the bottom."""
+    # 1 catalog, 2 page tree, 3-4 fonts, 5 info, 6 font, then a content stream and a page per page.
     objects = ["<< /Type /Catalog /Pages 2 0 R >>", "", "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-               "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold >>", f"<< /Title ({title}) >>"]
+               "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold >>", f"<< /Title ({title}) >>",
+               "<< /Type /Font /Subtype /Type1 /BaseFont /Courier >>"]
+    fonts = {False: "F1", True: "F2", "mono": "F3"}
     kids = []
     for lines in pages:
-        stream = "".join(f"BT /{'F2' if bold else 'F1'} {size} Tf {x} {y} Td ({text}) Tj ET\n" for x, y, size, text, bold in lines)
+        stream = "".join(f"BT /{fonts[bold]} {size} Tf {x} {y} Td ({text}) Tj ET\n" for x, y, size, text, bold in lines)
         objects.append(f"<< /Length {len(stream)} >>\nstream\n{stream}endstream")
         objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {len(objects)} 0 R "
-                       "/Resources << /Font << /F1 3 0 R /F2 4 0 R >> >> >>")
+                       "/Resources << /Font << /F1 3 0 R /F2 4 0 R /F3 6 0 R >> >> >>")
         kids.append(len(objects))
     objects[1] = f"<< /Type /Pages /Kids [{' '.join(f'{k} 0 R' for k in kids)}] /Count {len(kids)} >>"
     out = io.BytesIO()

@@ -212,6 +212,59 @@ def test_pdf_three_column_reference_card_reads_each_column_row_by_row():
     assert text.index("Runs the cat step number 11.") < text.index("apt op0") < text.index("Runs the apt step number 11.") < text.index("git op0")
 
 
+def test_pdf_examples_in_typewriter_type_are_code_blocks_apart_from_the_prose_around_them():
+    """A manual's option entry left open at a page's foot, an example (with small line numbers in
+    the margin) at the top of the next page, then prose: the entry must not run into the example,
+    the example keeps its lines and indentation without its line numbers, and the paragraph after
+    it starts with its own first word (fancyvrb's manual: "... an existing one First verbatim
+    line." and "\\end{Verbatim} 4 The appearance of ...")."""
+    page1 = [(150, 720, 18, "Verbatim Options", False)]
+    page1 += _column(72, 690, ["formatcom (command) : command to execute before printing the", "verbatim text (Default: empty).",
+                               "formatcom* (command) : add definition to an existing one"])
+    page2 = []
+    for i, (indent, code) in enumerate([(0, "\\\\begin{Verbatim}[formatcom=red]"), (2, "First verbatim line."), (2, "Second verbatim line."),
+                                        (0, "\\\\end{Verbatim}")]):
+        page2.append((60, 720 - 12 * i, 6, str(i + 1), False))
+        page2.append((72 + 6 * indent, 720 - 12 * i, 10, code, "mono"))
+    page2 += _column(72, 660, ["The appearance of verbatim environments can be changed in many", "ways; here we list the keys that can be set, and the",
+                               "default for each key."])
+    page2 += [(72, 610, 10, "To produce a wide table use the", False), (72, 598, 10, "table*", "mono"),
+              (72, 586, 10, "environment instead of the narrow one.", False)]
+    document = document_from_bytes("manual.pdf", _pdf([page1, page2], title=""))
+    _check_invariants(document)
+    text = document.text
+    assert "add definition to an existing one\n\n" in text  # the entry ends where its page ends
+    code = next(b for b in document.blocks if b.kind == "code")
+    assert text[code.start:code.end] == "\\begin{Verbatim}[formatcom=red]\n  First verbatim line.\n  Second verbatim line.\n\\end{Verbatim}"
+    assert code.pages == (2,)
+    after = next(b for b in document.blocks if text[b.start:b.end].startswith("The appearance"))
+    assert after.kind == "paragraph" and text[after.end - 1] == "."
+    # A typewriter word alone on a wrapped line is an inline term, not an example.
+    assert "To produce a wide table use the table* environment instead of the narrow one." in text
+
+
+def test_pdf_one_line_example_stays_apart_and_card_entries_read_command_then_description():
+    """A one-line example introduced by a colon is its own block, not glued to the sentence after
+    it (mnras guide: "\\documentclass{mnras} Then compile LaTeX ...").  A reference card's entry
+    whose two-line description is centred on its one-line command reads command first
+    (the Debian card read "Install newest versions of all apt upgrade packages currently installed.")."""
+    page = _column(72, 720, ["To use the package, specify it as the class at the start of a file:"])
+    page += [(72, 708, 10, "\\\\documentclass{mnras}", "mono")]
+    page += _column(72, 696, ["Then compile the file in the usual way, with any engine you like."])
+    page += [(250, 640, 12, "APT", True)]
+    for top, command, description in [(620, "apt upgrade", ["Install newest versions of all", "packages currently installed."]),
+                                      (596, "apt full-upgrade", ["Like apt upgrade, but with", "advanced conflict resolution."])]:
+        page.append((72, top - 6, 9, command, "mono"))
+        page += [(160, top - 11 * i, 9, line, False) for i, line in enumerate(description)]
+    document = document_from_bytes("card.pdf", _pdf([page], title=""))
+    _check_invariants(document)
+    paragraphs = [document.text[b.start:b.end] for b in document.blocks if b.kind != "heading"]
+    assert "\\documentclass{mnras}" in paragraphs
+    assert "Then compile the file in the usual way, with any engine you like." in paragraphs
+    assert "apt upgrade Install newest versions of all packages currently installed." in paragraphs
+    assert "apt full-upgrade Like apt upgrade, but with advanced conflict resolution." in paragraphs
+
+
 def test_pdf_line_end_hyphens_keep_real_compounds():
     from rag.parsing.pdf import _join
 

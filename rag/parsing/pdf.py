@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from rag.errors import DocumentTooLarge, UnsupportedDocument
-from rag.parsing.blocks import FOOTNOTE, HEADING, LIST_ITEM, PARAGRAPH, CanonicalBuilder, ParsedDocument, clean_inline
+from rag.parsing.blocks import CODE, FOOTNOTE, HEADING, LIST_ITEM, PARAGRAPH, CanonicalBuilder, ParsedDocument, clean_inline
 from rag.parsing.pdf_layout import Line as _Line
 from rag.parsing.pdf_layout import page_lines as _page_lines
 
@@ -35,6 +35,9 @@ _SENTENCES = re.compile(r"[a-z]{2,}[.!?]\s+[A-Z]")
 _BULLET = re.compile(r"^(?:[•◦▪▸►‣∙·*–—-]|\(?\d{1,2}[.)]|\(?[a-z][.)])\s")
 _FOOTNOTE_START = re.compile(r"^(?:\d{1,3}|[*†‡§¶])\s?\S")
 _DOT_LEADER = re.compile(r"(?:\. ?){5,}")  # a table of contents' ". . . . . 17"
+# A code listing's line numbers, set small beside it: noise glued to the prose next to the
+# listing ("\\end{Verbatim} 4 The appearance of ...") in the fancyvrb manual.
+_LINE_NUMBER = re.compile(r"^\d{1,4}(?: \d{1,4})*$")
 # A page-tree node's declared page count, read from the raw bytes before pdfminer parses the
 # tree: a /Pages node listing one page 2,000,000 times was refused only after 35.5 CPU-s
 # (issue 20).  Trees inside compressed object streams are not visible here; the parse sandbox's
@@ -188,8 +191,13 @@ def _blocks(lines: list[_Line], body: float, heights: list[float], vocabulary: s
     sizes_above = sorted({line.size for line in lines if line.size >= body * HEADING_SIZE_RATIO}, reverse=True)
     previous: _Line | None = None
     deferred: list[_Block] = []  # footnotes of a paragraph that goes on over the page: they follow it
-    for line in lines:
+    lines = _without_line_numbers(lines, body)
+    for i, line in enumerate(lines):
         kind, level = _line_kind(line, body, sizes_above, heights)
+        if kind == CODE and not _beside_code(lines, i):
+            # A lone typewriter line is a wrapped inline term ("use the / figure* / or table*
+            # environment") or a reference card's command cell, not an example.
+            kind = PARAGRAPH
         current = blocks[-1] if blocks else None
         if current is not None and current.kind == FOOTNOTE and kind == PARAGRAPH and line.page != current.lines[-1].page:
             host = _interrupted(blocks)
@@ -213,9 +221,48 @@ def _blocks(lines: list[_Line], body: float, heights: list[float], vocabulary: s
         previous = line
     blocks += deferred
     for block in blocks:
-        block.text = _join([line.text for line in block.lines], vocabulary)
+        block.text = _code_text(block.lines) if block.kind == CODE else _join(_cells_first(block.lines), vocabulary)
     _demote_front_matter(blocks)
     return blocks
+
+
+def _beside_code(lines: list[_Line], i: int) -> bool:
+    """Is the line before or after ``lines[i]`` on its page typewriter text?"""
+    return any(0 <= j < len(lines) and lines[j].mono and lines[j].page == lines[i].page for j in (i - 1, i + 1))
+
+
+def _without_line_numbers(lines: list[_Line], body: float) -> list[_Line]:
+    """Lines less the small bare numbers beside a code listing (its line numbers)."""
+    return [line for i, line in enumerate(lines)
+            if not (line.size < body * 0.95 and _LINE_NUMBER.match(line.text) and _beside_code(lines, i))]
+
+
+def _cells_first(lines: list[_Line]) -> list[str]:
+    """A block's lines as read; an entry of a reference card ("command | what it does", the
+    description left-aligned at its own x, the two cells centred on each other) as its left cell
+    and then its right one.  Row by row, the Debian card read "Install newest versions of all apt
+    upgrade packages currently installed."  Prose never has a line starting 15% into the block
+    with no word of any line crossing that x."""
+    left_edge, right_edge = min(line.x0 for line in lines), max(line.x1 for line in lines)
+    starts = [line.x0 for line in lines if line.x0 > left_edge + 0.15 * (right_edge - left_edge)]
+    texts = [line.text for line in lines]
+    if len(lines) < 2 or not starts or len({line.page for line in lines}) > 1:
+        return texts
+    gutter = min(starts) - 0.5
+    words = [w for line in lines for w in line.words]
+    if any(x0 < gutter < x1 for x0, x1, _ in words):
+        return texts
+    sides = [([t for x0, x1, t in line.words if x1 <= gutter], [t for x0, _, t in line.words if x0 >= gutter]) for line in lines]
+    description_starts = [min(x0 for x0, _, _ in line.words if x0 >= gutter) for line, (_, right) in zip(lines, sides) if right]
+    if any(x0 - gutter > 2 for x0 in description_starts) or all(left and right for left, right in sides) or not any(left for left, _ in sides):
+        return texts  # descriptions not aligned, or every row whole (row order is then right)
+    return [" ".join(left) for left, _ in sides if left] + [" ".join(right) for _, right in sides if right]
+
+
+def _code_text(lines: list[_Line]) -> str:
+    """A code block keeps its lines and their indentation (a typewriter glyph is ~0.6 em wide)."""
+    left = min(line.x0 for line in lines)
+    return "\n".join(" " * round((line.x0 - left) / (0.6 * line.size)) + line.text for line in lines)
 
 
 def _interrupted(blocks: list[_Block]) -> int | None:
@@ -254,12 +301,12 @@ def _line_kind(line: _Line, body: float, sizes_above: list[float], heights: list
     shaped = _heading_shaped(line.text)
     if line.size >= body * HEADING_SIZE_RATIO and words <= 20 and shaped:
         return HEADING, 1 + min(sizes_above.index(line.size) if line.size in sizes_above else 0, 3)
-    if line.bold and shaped and words <= 12 and not line.text.rstrip().endswith((".", ",", ";")) and line.size >= body * 0.95:
+    if line.bold and not line.mono and shaped and words <= 12 and not line.text.rstrip().endswith((".", ",", ";")) and line.size >= body * 0.95:
         return HEADING, len(sizes_above) + 1 if len(sizes_above) < 5 else 5
     near_foot = line.top > 0.7 * heights[line.page - 1]
     if near_foot and line.size <= body * FOOTNOTE_SIZE_RATIO and _FOOTNOTE_START.match(line.text):
         return FOOTNOTE, 0
-    return PARAGRAPH, 0
+    return (CODE if line.mono else PARAGRAPH), 0
 
 
 def _continues(block: _Block, previous: _Line, line: _Line, kind: str, body: float) -> bool:
@@ -270,11 +317,18 @@ def _continues(block: _Block, previous: _Line, line: _Line, kind: str, body: flo
         return False
     if block.kind == FOOTNOTE:
         return line.size <= body * FOOTNOTE_SIZE_RATIO and line.page == previous.page and not _FOOTNOTE_START.match(line.text)
+    if (kind == CODE) != (block.kind == CODE):
+        return False  # prose never runs into an example or out of one (over a page break neither)
+    if kind == CODE:
+        gap = line.top - previous.bottom
+        return line.page != previous.page or line.column != previous.column or -line.size <= gap <= 0.9 * line.size
     if _BULLET.match(line.text):
         return False
     if abs(line.size - previous.size) > 0.6:
         return False
     ended = previous.text.rstrip().endswith((".", "!", "?", ":", "”", '"'))
+    if line.mono != previous.mono and abs(line.x0 - previous.x0) <= 1 and (ended or all(l.mono for l in block.lines)):
+        return False  # a one-line example set off from its prose ("... a .tex file:" / "\\documentclass{mnras}" / "Then ...")
     if line.page != previous.page or line.column != previous.column:
         # A paragraph left open at the foot of a page or column goes on at the top of the next.
         return not ended or line.text[:1].islower()
@@ -336,5 +390,5 @@ def _build(blocks: list[_Block], title: str, fmt: str) -> ParsedDocument:
         if block.kind == HEADING:
             builder.heading(block.text, block.level, **provenance)
         else:
-            builder.add(block.kind, block.text, **provenance)
+            builder.add(block.kind, block.text, raw=block.kind == CODE, **provenance)
     return builder.build(title=title)

@@ -21,6 +21,12 @@ from rag.parsing.blocks import PARAGRAPH
 X_TOLERANCE_RATIO = 0.15
 _FOOTNOTE_MARK = re.compile(r"^[\d*†‡§¶]$")
 _UNMAPPED_GLYPH = re.compile(r"\(cid:\d{1,5}\)")
+# Typewriter faces (TeX's cmtt/t1xtt/lmmono, DejaVu Sans Mono, Courier, Consolas, Menlo): the
+# font code examples and their output are set in.  Subset prefixes ("AHXQGJ+t1xtt") are ignored.
+# A line is code when this share of its characters is typewriter: a reference card's row
+# "dpkg -l [names] List packages." (half typewriter) stays prose.
+MONO_SHARE = 0.8
+_MONOSPACED = re.compile(r"mono|courier|consol|menlo|(?:^|\+)(?:cm|ec|sf|t1x|r?tx|lm|pcr)?tt\d*(?:$|[-,.])|typewriter", re.IGNORECASE)
 
 
 @dataclass
@@ -34,6 +40,8 @@ class Line:
     bold: bool
     text: str
     column: int = 0  # 0 full width / single column, else 1, 2, 3 from the left
+    mono: bool = False  # most of its characters in a typewriter font: code or an example's output
+    words: tuple[tuple[float, float, str], ...] = ()  # (x0, x1, text) of each word, left to right
     kind: str = PARAGRAPH
     col_x0: float = 0.0
     col_x1: float = 0.0
@@ -153,14 +161,16 @@ def _spans(row: list[dict], gutter: float, width: float) -> bool:
 
 def _line(words: list[dict], page: int, column: int, col_x0: float, col_x1: float) -> Line:
     sizes: Counter[float] = Counter()
-    bold = 0
+    bold = mono = 0
     for w in words:
         sizes[round(w["size"], 1)] += len(w["text"])
         bold += len(w["text"]) if re.search(r"bold|black|heavy|cmbx", w["fontname"], re.IGNORECASE) else 0
+        mono += len(w["text"]) if _MONOSPACED.search(w["fontname"]) else 0
     chars = sum(sizes.values()) or 1
     return Line(page, min(w["x0"] for w in words), max(w["x1"] for w in words), min(w["top"] for w in words),
                  max(w["bottom"] for w in words), sizes.most_common(1)[0][0], bold > chars / 2,
-                 " ".join(w["text"] for w in words), column, col_x0=col_x0, col_x1=col_x1)
+                 " ".join(w["text"] for w in words), column, mono=mono > MONO_SHARE * chars,
+                words=tuple((w["x0"], w["x1"], w["text"]) for w in words), col_x0=col_x0, col_x1=col_x1)
 
 
 def _gutter(words: list[dict], width: float) -> float | None:
