@@ -60,7 +60,7 @@ def breakdown(report: Path, gold: Path = HERE / "gold.jsonl") -> str:
                 by_tag[t].append(rec)
         by_doc[golds[qid]["doc"]].append(rec)
     out = [HEADER.format("format")]
-    out += [_row(f, by_format[f]) for f in ("txt", "md", "html", "pdf", "docx") if f in by_format]
+    out += [_row(f, by_format[f]) for f in ("txt", "md", "html", "pdf", "docx", "pptx") if f in by_format]
     out.append(_row("**all**", list(records.values())))
     out += ["", HEADER.format("tag")] + [_row(t, by_tag[t]) for t in sorted(by_tag)]
     out += ["", HEADER.format("document")] + [_row(d, by_doc[d]) for d in sorted(by_doc)]
@@ -68,16 +68,16 @@ def breakdown(report: Path, gold: Path = HERE / "gold.jsonl") -> str:
 
 
 def index_counts(index: Path) -> str:
-    version = index / (index / "CURRENT").read_text().strip() if (index / "CURRENT").exists() else index
-    manifest = json.loads((version / "manifest.json").read_text())
-    par, pas = collections.Counter(), collections.Counter()
-    for line in (version / "paragraphs.jsonl").open(encoding="utf-8"):
-        par[json.loads(line)["document_id"]] += 1
-    for line in (version / "passages.jsonl").open(encoding="utf-8"):
-        pas[json.loads(line)["document_id"]] += 1
+    """Paragraphs and passages per live document, read from the index's store.sqlite."""
+    import sqlite3
+
+    with sqlite3.connect(f"file:{index / 'store.sqlite'}?mode=ro", uri=True) as conn:
+        documents = conn.execute(
+            "SELECT d.document_id, (SELECT COUNT(*) FROM paragraphs p WHERE p.generation = d.generation), d.passages "
+            "FROM documents d WHERE d.removed IS NULL ORDER BY d.document_id").fetchall()
     rows = ["| document | paragraphs | passages |", "|---|---|---|"]
-    rows += [f"| {d} | {par[d]} | {pas[d]} |" for d in sorted(par)]
-    rows.append(f"| **all ({manifest.get('document_count')} documents)** | {manifest.get('paragraph_count')} | {manifest.get('passage_count')} |")
+    rows += [f"| {d} | {par} | {pas} |" for d, par, pas in documents]
+    rows.append(f"| **all ({len(documents)} documents)** | {sum(r[1] for r in documents)} | {sum(r[2] for r in documents)} |")
     return "\n".join(rows)
 
 
