@@ -39,7 +39,7 @@ import typer
 EXCLUDED_PACKAGES = frozenset({
     "rsync", "grep", "zlib1g-dev", "zlib1g", "python3.11-doc", "python3-doc", "sqlite3-doc", "sqlite3",
     "texlive-publishers-doc", "texlive-latex-recommended-doc", "ranx", "charset-normalizer", "charset_normalizer",
-    "pdfplumber", "fonts-sil-charis", "rag-extractive-qa",
+    "pdfplumber", "fonts-sil-charis", "rag-extractive-qa", "debian-refcard",
 })
 MAN_SECTIONS = ("1", "5", "7", "8", "2", "3")
 
