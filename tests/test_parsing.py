@@ -265,6 +265,22 @@ def test_pdf_one_line_example_stays_apart_and_card_entries_read_command_then_des
     assert "apt full-upgrade Like apt upgrade, but with advanced conflict resolution." in paragraphs
 
 
+def test_pdf_lines_staggered_across_columns_keep_their_words():
+    """Cells centred on each other at small vertical offsets across a page (a reference card)
+    chained pdfplumber's line grouping into one line whose letters interleaved: "I n t e r f a c e
+    c o n fi g u r a tion".  Each column's words must come out whole."""
+    page = []
+    for c, x in enumerate((20, 135, 250, 365, 480)):
+        for r in range(14):
+            page.append((x, 700 - 2.2 * c - 11 * r, 8, f"Interface setup {c}{r}", False))
+    document = document_from_bytes("card.pdf", _pdf([page], title=""))
+    _check_invariants(document)
+    for c in range(5):
+        for r in range(14):
+            assert f"Interface setup {c}{r}" in document.text
+    assert "I n t e r" not in document.text
+
+
 def test_pdf_line_end_hyphens_keep_real_compounds():
     from rag.parsing.pdf import _join
 

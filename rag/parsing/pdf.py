@@ -386,9 +386,8 @@ def _build(blocks: list[_Block], title: str, fmt: str) -> ParsedDocument:
             on_page = [line for line in block.lines if line.page == page]
             boxes.append((float(page), round(min(l.x0 for l in on_page), 1), round(min(l.top for l in on_page), 1),
                           round(max(l.x1 for l in on_page), 1), round(max(l.bottom for l in on_page), 1)))
-        provenance = {"pages": pages, "bboxes": tuple(boxes)}
         if block.kind == HEADING:
-            builder.heading(block.text, block.level, **provenance)
+            builder.heading(block.text, block.level, pages=pages, bboxes=tuple(boxes))
         else:
-            builder.add(block.kind, block.text, raw=block.kind == CODE, **provenance)
+            builder.add(block.kind, block.text, raw=block.kind == CODE, pages=pages, bboxes=tuple(boxes))
     return builder.build(title=title)

@@ -23,6 +23,7 @@ _FOOTNOTE_MARK = re.compile(r"^[\d*†‡§¶]$")
 _UNMAPPED_GLYPH = re.compile(r"\(cid:\d{1,5}\)")
 # Typewriter faces (TeX's cmtt/t1xtt/lmmono, DejaVu Sans Mono, Courier, Consolas, Menlo): the
 # font code examples and their output are set in.  Subset prefixes ("AHXQGJ+t1xtt") are ignored.
+LETTERS_APART_SHARE = 0.15
 # A line is code when this share of its characters is typewriter: a reference card's row
 # "dpkg -l [names] List packages." (half typewriter) stays prose.
 MONO_SHARE = 0.8
@@ -50,7 +51,14 @@ class Line:
 def page_lines(page, number: int) -> list[Line]:
     # Font attributes come from each word's characters: asking extract_words to split on them
     # cuts "LaTeX" (a smaller raised A) into "L A TEX".
-    words = page.dedupe_chars().extract_words(x_tolerance_ratio=X_TOLERANCE_RATIO, return_chars=True)
+    page = page.dedupe_chars()
+    words = page.extract_words(x_tolerance_ratio=X_TOLERANCE_RATIO, return_chars=True)
+    if _letters_apart(words):
+        # pdfplumber groups characters into lines by a chain of tops 3 pt apart; a reference card's
+        # cells, centred on each other at half-line offsets, chain the whole page into one "line"
+        # whose characters interleave, so every letter became a word ("I n t e r f a c e").
+        # Tighter grouping keeps a raised footnote mark apart, so it is used only where needed.
+        words = page.extract_words(x_tolerance_ratio=X_TOLERANCE_RATIO, y_tolerance=1, return_chars=True)
     if not words:
         return []
     for word in words:
@@ -101,6 +109,11 @@ def page_lines(page, number: int) -> list[Line]:
         for i, part in sorted(parts.items()):
             columns[i].append(_line(part, number, i + 1, edges[i], edges[i + 1]))
     return ordered + [line for column in columns for line in column]
+
+
+def _letters_apart(words: list[dict]) -> bool:
+    """Are a page's words mostly single letters?  Prose has 2-3% ("a", "I")."""
+    return len(words) >= 50 and sum(1 for w in words if len(w["text"]) == 1 and w["text"].isalpha()) > LETTERS_APART_SHARE * len(words)
 
 
 def _gutters(words: list[dict], width: float) -> list[float]:
