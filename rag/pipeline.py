@@ -25,7 +25,7 @@ from rag.retrieval import RetrievalParams, Retriever
 from rag.settings import Settings
 from rag.store.builder import IndexReport
 from rag.store import compaction
-from rag.store.corpus_index import CorpusIndex
+from rag.store.protocol import Index
 from rag.store.factory import latest_version, load_index, make_writer
 from rag.types import Answer, AnswerSpan, Citation, Document, NoAnswer, Paragraph, QAResult, ReaderOutput, RetrievedPassage, SearchResult
 
@@ -63,7 +63,7 @@ class Pipeline:
         self.reader = reader or load_reader(settings)
         self.retriever = Retriever(self.encoder)
         self._reading = MicroBatcher(self._read_items) if MICRO_BATCH else None
-        self._index: CorpusIndex | None = None
+        self._index: Index | None = None
         self._lock = threading.Lock()
         self._compactor: threading.Thread | None = None
         self._lexical_retry: threading.Thread | None = None
@@ -88,7 +88,7 @@ class Pipeline:
     def ready(self) -> bool:
         return self.models_ready and self._index is not None
 
-    def reload(self, seen: int | None = None) -> CorpusIndex:
+    def reload(self, seen: int | None = None) -> Index:
         """Open the latest committed version (reusing the open segments), checking it matches
         our encoder.  ``seen``: the version that made the caller reload; when another thread
         has loaded it (or a newer one) while we waited for the lock, that snapshot is returned,
@@ -104,7 +104,7 @@ class Pipeline:
                 return index
             return current
 
-    def _watch_lexical(self, index: CorpusIndex) -> None:
+    def _watch_lexical(self, index: Index) -> None:
         """Retry a lagging BM25 sync in the background (the snapshot serves its last commit)."""
         if not getattr(index, "lexical_stale", False) or (self._lexical_retry is not None and self._lexical_retry.is_alive()):
             return
@@ -145,12 +145,12 @@ class Pipeline:
         return failure
 
     @property
-    def loaded_index(self) -> CorpusIndex | None:
+    def loaded_index(self) -> Index | None:
         """The snapshot in memory, without checking for a newer one (metrics, health)."""
         return self._index
 
     @property
-    def index(self) -> CorpusIndex:
+    def index(self) -> Index:
         """The live snapshot; picks up versions committed by any process (one indexed read)."""
         index = self._index
         latest = None
@@ -234,7 +234,7 @@ class Pipeline:
         # Tables are read as "Header: cell" prose; spans come back in source characters.
         return read_with_views(self.reader, [q for q, _ in items], [p for _, p in items], top_n=MAX_ANSWERS)
 
-    def _decide(self, index: CorpusIndex, output: ReaderOutput | None, threshold: float) -> tuple[list[Answer], NoAnswer | None]:
+    def _decide(self, index: Index, output: ReaderOutput | None, threshold: float) -> tuple[list[Answer], NoAnswer | None]:
         """Apply the answer threshold: answers above it, or the reason for abstaining."""
         if output is None:
             return [], no_answer(Cause.NO_PASSAGE)
@@ -251,12 +251,12 @@ class Pipeline:
             return self.settings.answer_threshold
         return self.reader.default_threshold
 
-    def _answer(self, index: CorpusIndex, span: AnswerSpan) -> Answer:
+    def _answer(self, index: Index, span: AnswerSpan) -> Answer:
         answer = self._cite(index, span)
         answer.supporting = [self._cite(index, s).citation for s in span.supporting]
         return answer
 
-    def _cite(self, index: CorpusIndex, span: AnswerSpan) -> Answer:
+    def _cite(self, index: Index, span: AnswerSpan) -> Answer:
         paragraph = span.retrieved.paragraph
         ctx_start, ctx_end = sentence_around(paragraph.text, span.start, span.end)
         # The title the passage was stored with: no document row is read per answer.

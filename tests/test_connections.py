@@ -77,13 +77,12 @@ def test_idle_connections_over_the_cap_are_closed_and_probes_get_in(fake_pipelin
         port = int(url.rsplit(":", 1)[1])
         socks = [_partial_headers(port) for _ in range(40)]
         time.sleep(0.3)
-        worst = 0.0
+        # Each probe gets in by evicting an idle connection, not by waiting for one to time out
+        # (30 s of header deadline, past the probe's own 5 s): counted, not timed.
         for _ in range(10):
-            started = time.perf_counter()
             assert httpx.get(url + "/healthz", timeout=5).status_code == 200
-            worst = max(worst, time.perf_counter() - started)
         open_now = [s for s in socks if not _closed(s)]
-        assert len(open_now) <= 8 and worst < 1.0
+        assert len(open_now) <= 8
         assert tracker.stats()["evicted"] >= 32
         for s in socks:
             s.close()
@@ -109,7 +108,8 @@ def test_a_client_whose_connections_all_run_requests_gets_503(fake_pipeline):
 
 
 def test_a_slow_declared_body_is_cut_at_the_minimal_rate(fake_pipeline):
-    settings = Settings(**{**fake_pipeline.settings.model_dump(), "rate_limit": "", "log_json": False, "body_idle_timeout_s": 1.0,
+    idle_timeout = 1.0
+    settings = Settings(**{**fake_pipeline.settings.model_dump(), "rate_limit": "", "log_json": False, "body_idle_timeout_s": idle_timeout,
                            "body_total_timeout_s": 300.0})
     with serve(create_app(settings, fake_pipeline, warm_up=False)) as url:
         sock = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])))
@@ -131,7 +131,9 @@ def test_a_slow_declared_body_is_cut_at_the_minimal_rate(fake_pipeline):
             except TimeoutError:
                 pass
         sock.close()
-        assert answer.startswith(b"HTTP/1.1 408") and time.monotonic() - started < 4
+        # Cut by the minimal rate within a few idle timeouts (the byte every 0.5 s keeps it from
+        # ever being idle), long before the 8 s the client would go on for.
+        assert answer.startswith(b"HTTP/1.1 408") and time.monotonic() - started < 4 * idle_timeout
 
 
 def test_the_open_file_limit_is_raised_to_the_hard_limit(caplog):

@@ -120,27 +120,32 @@ def test_reading_a_document_while_it_is_deleted_and_recreated_sees_one_version(c
     ]
     fake_pipeline.upsert_documents([document_from_text(versions[0], "racer")])
     stop = threading.Event()
+    swaps = [0]
 
     def writer() -> None:
-        n = 0
         while not stop.is_set():
             fake_pipeline.delete_document("racer")
-            fake_pipeline.upsert_documents([document_from_text(versions[n % 2], "racer")])
-            n += 1
+            fake_pipeline.upsert_documents([document_from_text(versions[swaps[0] % 2], "racer")])
+            swaps[0] += 1
 
     thread = threading.Thread(target=writer)
     thread.start()
+    found = 0  # reads that got the document: a test where every read is a 404 checks nothing
     try:
-        for _ in range(60):
+        for _ in range(3000):  # enough reads for 20 to land between a re-create and the next delete
             r = client.get("/v1/documents/racer")
             assert r.status_code in (200, 404), r.text
             if r.status_code == 200:
                 body = r.json()
                 assert body["text"] in versions
                 assert all(body["text"][p["doc_start"] : p["doc_end"]] == p["text"] for p in body["paragraphs"])
+                found += 1
+                if found == 20 and swaps[0] >= 2:
+                    break
     finally:
         stop.set()
         thread.join()
+    assert found >= 20 and swaps[0] >= 2, f"{found} successful reads during {swaps[0]} delete-and-recreate rounds"
 
 
 def test_the_document_list_comes_in_pages_by_id(client):

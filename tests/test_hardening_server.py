@@ -36,16 +36,21 @@ def _metric_lines(url: str, prefix: str) -> list[str]:
 
 
 def test_healthz_answers_during_a_slow_upload(fake_pipeline, monkeypatch):
-    """Parsing runs in a worker thread: /healthz answers in < 100 ms while a 2 s parse runs
-    (before, the parse ran on the event loop and /healthz waited for it)."""
+    """Parsing runs in a worker thread: /healthz answers while a parse runs (before, the parse ran
+    on the event loop and /healthz waited for it).  No wall-clock bound: the parse keeps running
+    until /healthz has answered 5 times (or 30 s pass), so the test checks the order of events,
+    which a loaded machine cannot change: on the event loop, no answer could come before the
+    parse ended."""
     real = routes_documents.document_from_bytes
-    parsing = threading.Event()
+    parsing, answered = threading.Event(), threading.Event()
+    outcome = {}
 
     def slow_parse(*args, **kwargs):
         parsing.set()
-        deadline = time.perf_counter() + 2.0
-        while time.perf_counter() < deadline:  # pure-Python CPU work, like a PDF parser
+        deadline = time.perf_counter() + 30.0
+        while not answered.is_set() and time.perf_counter() < deadline:  # pure-Python CPU work, like a PDF parser
             sum(range(1000))
+        outcome["answered_while_parsing"] = answered.is_set()
         return real(*args, **kwargs)
 
     monkeypatch.setattr(routes_documents, "document_from_bytes", slow_parse)
@@ -54,21 +59,20 @@ def test_healthz_answers_during_a_slow_upload(fake_pipeline, monkeypatch):
 
         def upload():
             files = {"file": ("slow.txt", b"The zorblax beacon is colour Ultramarine Blue.")}
-            result["status"] = httpx.post(f"{url}/v1/documents", files=files, headers=SCRIPT, timeout=30).status_code
+            result["status"] = httpx.post(f"{url}/v1/documents", files=files, headers=SCRIPT, timeout=60).status_code
 
         thread = threading.Thread(target=upload)
         thread.start()
         assert parsing.wait(10)
-        latencies = []
-        with httpx.Client(base_url=url, timeout=10) as client:
-            while thread.is_alive() and len(latencies) < 15:
-                started = time.perf_counter()
+        answers = 0
+        with httpx.Client(base_url=url, timeout=60) as client:
+            while thread.is_alive() and answers < 5:
                 assert client.get("/healthz").status_code == 200
-                latencies.append(time.perf_counter() - started)
-                time.sleep(0.05)
-        thread.join(30)
+                answers += 1
+        answered.set()
+        thread.join(60)
         assert result["status"] == 201
-        assert len(latencies) >= 5 and max(latencies) < 0.1, latencies
+        assert outcome == {"answered_while_parsing": True}, "/healthz waited for the parse"
 
 
 def test_client_disconnects_are_not_server_errors(fake_pipeline):
@@ -106,7 +110,8 @@ def test_slow_headers_are_cut_off():
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    with serve(app, http=protocol_with_header_timeout(0.5)) as url:
+    header_timeout = 0.5
+    with serve(app, http=protocol_with_header_timeout(header_timeout)) as url:
         sock = _connect(url)
         sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
         started = time.monotonic()
@@ -121,7 +126,8 @@ def test_slow_headers_are_cut_off():
             data = sock.recv(100)
         except (ConnectionResetError, TimeoutError):
             data = b"reset"
-        assert data in (b"", b"reset") and time.monotonic() - started < 2.5
+        # closed at the header deadline: well before the client's 3 s wait ends, however loaded the machine
+        assert data in (b"", b"reset") and time.monotonic() - started < 5 * header_timeout
         sock.close()
         # a complete request on time, and a kept-alive second request, are answered as before
         with httpx.Client(base_url=url) as client:
@@ -131,7 +137,8 @@ def test_slow_headers_are_cut_off():
 
 
 def test_slow_body_is_408(fake_pipeline):
-    with serve(_app(fake_pipeline, body_idle_timeout_s=0.5)) as url:
+    idle_timeout = 0.5
+    with serve(_app(fake_pipeline, body_idle_timeout_s=idle_timeout)) as url:
         sock = _connect(url)
         sock.sendall(
             b"POST /v1/documents HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -141,7 +148,7 @@ def test_slow_body_is_408(fake_pipeline):
         started = time.monotonic()
         reply = sock.recv(4096)
         sock.close()
-        assert reply.startswith(b"HTTP/1.1 408") and time.monotonic() - started < 3
+        assert reply.startswith(b"HTTP/1.1 408") and time.monotonic() - started < 6 * idle_timeout  # the client waits 5 s
 
 
 def test_serve_options_ignore_forwarded_for(fake_pipeline):

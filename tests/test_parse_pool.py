@@ -31,7 +31,7 @@ def test_a_parse_past_its_cpu_budget_is_stopped_and_the_pool_goes_on():
     started = time.monotonic()
     with pytest.raises(DocumentTooLarge, match="CPU-seconds"):
         document_from_bytes("dense.pdf", dense_pdf(4_000), limits=SANDBOX)
-    assert time.monotonic() - started < 20
+    assert time.monotonic() - started < 10 * SANDBOX.max_parse_seconds  # stopped near its budget, not after the ~20 CPU-s parse
     document = document_from_bytes("fine.md", b"# Fine\n\nThe beacon is blue.", limits=SANDBOX)
     assert document.text == "Fine\n\nThe beacon is blue."
 

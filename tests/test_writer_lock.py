@@ -55,7 +55,9 @@ def test_a_small_upload_is_not_blocked_by_a_slow_large_one(tmp_path: Path):
     slow.join(30)
     assert finished["large"] - started > 2.5  # ~300 passages at 0.01 s: embedding took seconds
     assert finished["small"] < finished["large"], "the small upload waited for the large one"
-    assert small_took < 1.5, f"the small upload took {small_took:.2f} s behind a {finished['large'] - started:.1f} s one"
+    large_took = finished["large"] - started
+    # relative to the large write measured here, not a wall-clock bound a loaded machine breaks
+    assert small_took < large_took / 2, f"the small upload took {small_took:.2f} s behind a {large_took:.1f} s one"
     index = CorpusIndex.load(index_dir)
     assert set(index.documents) == {"first", "large", "small"}
     assert len(index.vectors) == len(index.passages) > 150

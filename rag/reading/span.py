@@ -337,12 +337,10 @@ class SpanReader(Reader):
             model.to(self.device)
             model = self._onnx_or(model, tokenizer)
             if self.quantize == "int8" and hasattr(model, "parameters"):
-                # PyTorch's dynamic int8 (ONNX Runtime's int8 graph is used when it can run):
-                # per-channel weights lose less than per-tensor ones (SQuAD v1.1 dev sample: -1.9
-                # vs -5.5 F1 on the first shipped weights).
-                from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+                # PyTorch's dynamic int8 (ONNX Runtime's int8 graph is used when it can run)
+                from rag.reading.torch_int8 import dynamic_int8
 
-                model = quantize_dynamic(model.cpu(), {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
+                model = dynamic_int8(model)
             if Path(self.model_name).is_dir():
                 calibration = Calibration.load(Path(self.model_name))
                 if calibration is not None:
