@@ -12,7 +12,6 @@ next writer) and the previous commit intact.
 """
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import sqlite3
@@ -29,6 +28,7 @@ from rag.errors import StorageFull
 from rag.settings import Settings
 from rag.store import database as db
 from rag.store import lexical
+from rag.store import queries
 from rag.store.files import is_disk_full
 from rag.store.corpus_index import FORMAT_VERSION, CorpusIndex, database_path, legacy_format
 from rag.store.legacy import legacy_documents, remove_legacy, upgrade_format3
@@ -62,9 +62,9 @@ def _stored_versions(index_dir: Path, ids: list[str], usable: Callable[[dict], b
             return {}
         found = {}
         for doc_id in set(ids):
-            row = conn.execute("SELECT origin, content_hash FROM documents WHERE removed IS NULL AND document_id = ?", (doc_id,)).fetchone()
-            if row is not None:
-                found[doc_id] = (row[0], row[1])
+            stored = queries.live_origin_and_hash(conn, doc_id)
+            if stored is not None:
+                found[doc_id] = stored
         return found
     except sqlite3.Error:
         return {}
@@ -113,7 +113,7 @@ class IndexBuilder:
                     rebuild = bool(meta) and not self._reusable(meta)
                     if rebuild:
                         log.warning("model or chunking changed since the last build: re-embedding every document")
-                        carried = [s for _, s in _live_documents(conn, with_rows=True)]
+                        carried = queries.live_stored_documents(conn)
                     version = self._write(index_dir, conn, meta, rebuild, carried, upserts, list(deletes), origin, sync_roots,
                                           report, prepared)
                 except Exception as exc:
@@ -163,8 +163,8 @@ class IndexBuilder:
     def _write(self, index_dir: Path, conn: sqlite3.Connection, meta: dict, rebuild: bool, carried: list[StoredDocument],
                upserts: list[Document], deletes: list[str], origin: str, sync_roots, report: IndexReport,
                prepared: dict[str, Prepared | None]) -> int:
-        live = {} if rebuild else dict(_live_documents(conn, ids=None if sync_roots is not None else
-                                                       [d.document_id for d in upserts] + deletes))
+        live = {} if rebuild else queries.live_documents(conn, ids=None if sync_roots is not None else
+                                                         [d.document_id for d in upserts] + deletes)
         wanted: dict[str, StoredDocument] = {s.document.document_id: s for s in carried}
         wanted.update({d.document_id: StoredDocument(d, origin) for d in upserts})
         if sync_roots is not None:
@@ -177,7 +177,7 @@ class IndexBuilder:
         gone: list[int] = []  # generations whose rows are tombstoned by this write
         for doc_id in deletes:
             if doc_id in live and doc_id not in wanted:
-                gone.append(live.pop(doc_id)[0])
+                gone.append(live.pop(doc_id).generation)
                 report.removed.append(doc_id)
         todo: list[StoredDocument] = []
         carried_ids = {s.document.document_id for s in carried} - {d.document_id for d in upserts}
@@ -185,12 +185,12 @@ class IndexBuilder:
             old = live.get(doc_id)
             if old is None:
                 (report.updated if doc_id in carried_ids else report.added).append(doc_id)
-            elif old[1] == stored.origin and _hash(conn, old[0]) == stored.document.content_hash:
+            elif old.origin == stored.origin and queries.content_hash_of(conn, old.generation) == stored.document.content_hash:
                 report.unchanged.append(doc_id)
                 continue
             else:
                 report.updated.append(doc_id)
-                gone.append(old[0])
+                gone.append(old.generation)
             todo.append(stored)
         if meta and not todo and not gone and not rebuild:
             return int(meta["version"])  # nothing changed: no new version
@@ -220,20 +220,17 @@ class IndexBuilder:
         vectors = np.concatenate([item.vectors for item in new]) if new else np.zeros((0, self.encoder.dimension), dtype=np.float32)
         segment_dir = build_segment(index_dir, np.array([p.passage_id for p in passages], dtype=np.int64), vectors, self.settings) \
             if passages else None
-        old_segments = [r[0] for r in conn.execute("SELECT name FROM segments")] if rebuild else []
+        old_segments = queries.segment_names(conn) if rebuild else []
         try:
             with db.transaction(conn):
                 version = int(meta.get("version", 0)) + 1
                 if rebuild:
-                    for table in ("documents", "paragraphs", "passages", "segments"):
-                        conn.execute(f"DELETE FROM {table}")
+                    db.delete_corpus(conn)
                     lexical.invalidate(conn)  # every passage row is new: BM25 is rebuilt
                 for generation in gone:
-                    conn.execute("UPDATE passages SET removed = ? WHERE generation = ?", (version, generation))
-                    conn.execute("UPDATE documents SET removed = ? WHERE generation = ?", (version, generation))
+                    db.tombstone_generation(conn, generation, version)
                 for item in new:
-                    db.insert_document(conn, db.document_row(item.stored.document, item.stored.origin, item.generation,
-                                                             len(item.passages), version))
+                    db.insert_document(conn, item.stored.document, item.stored.origin, item.generation, len(item.passages), version)
                     db.insert_paragraphs(conn, item.generation, item.paragraphs)
                 if segment_dir is not None:
                     name = publish(segment_dir)
@@ -241,11 +238,10 @@ class IndexBuilder:
                     by_generation = {item.generation: item for item in new}
                     for generation, item in by_generation.items():
                         db.insert_passages(conn, generation, name, version, item.passages)
-                    conn.execute("INSERT INTO segments(name, count, added) VALUES (?, ?, ?)", (name, len(passages), version))
-                counts = conn.execute("SELECT count(*), coalesce(sum(passages), 0) FROM documents WHERE removed IS NULL").fetchone() \
-                    if rebuild or not meta else None
+                    db.register_segment(conn, name, len(passages), version)
+                counts = queries.live_totals(conn) if rebuild or not meta else None
                 live_docs = counts[0] if counts else int(meta["live_documents"]) + len(new) - len(gone)
-                live_passages = counts[1] if counts else int(meta["live_passages"]) + len(passages) - _passages_of(conn, gone)
+                live_passages = counts[1] if counts else int(meta["live_passages"]) + len(passages) - queries.passages_of_generations(conn, gone)
                 db.set_meta(conn, format_version=FORMAT_VERSION, rag_version=__version__, embedding_model=self.encoder.name,
                             dimension=int(self.encoder.dimension), normalized=True, chunking=chunking_params(self.settings),
                             created_at=meta.get("created_at") or _now(), updated_at=_now(), version=version,
@@ -258,30 +254,6 @@ class IndexBuilder:
         for name in old_segments:
             remove_segment(index_dir, name)
         return version
-
-
-def _live_documents(conn: sqlite3.Connection, ids: list[str] | None = None, with_rows: bool = False):
-    """(id, (generation, origin, source_path)) of live documents; or StoredDocuments with rows."""
-    if with_rows:
-        rows = conn.execute("SELECT document_id, row, origin FROM documents WHERE removed IS NULL ORDER BY document_id")
-        return [(d, StoredDocument(Document.from_row(json.loads(r)), o)) for d, r, o in rows]
-    sql = "SELECT document_id, generation, origin, source_path FROM documents WHERE removed IS NULL"
-    if ids is None:
-        return [(d, (g, o, s)) for d, g, o, s in conn.execute(sql)]
-    found = []
-    for doc_id in set(ids):
-        row = conn.execute(sql + " AND document_id = ?", (doc_id,)).fetchone()
-        if row:
-            found.append((row[0], (row[1], row[2], row[3])))
-    return found
-
-
-def _hash(conn: sqlite3.Connection, generation: int) -> str:
-    return conn.execute("SELECT content_hash FROM documents WHERE generation = ?", (generation,)).fetchone()[0]
-
-
-def _passages_of(conn: sqlite3.Connection, generations: list[int]) -> int:
-    return sum(conn.execute("SELECT passages FROM documents WHERE generation = ?", (g,)).fetchone()[0] for g in generations)
 
 
 def _now() -> str:

@@ -30,6 +30,7 @@ import numpy as np
 from rag.settings import Settings
 from rag.store import database as db
 from rag.store import lexical
+from rag.store import queries
 from rag.store.corpus_index import database_path
 from rag.store.files import load_array
 from rag.store.maintenance import compaction_lock, writer_lock
@@ -56,10 +57,8 @@ def plan(segments: dict[str, int], dead: dict[str, int]) -> list[str]:
 
 def _state(conn: sqlite3.Connection) -> tuple[dict[str, int], dict[str, np.ndarray]]:
     with db.transaction(conn, "DEFERRED"):
-        segments = dict(conn.execute("SELECT name, count FROM segments").fetchall())
-        dead: dict[str, list[int]] = {}
-        for segment, pid in conn.execute("SELECT segment, passage_id FROM passages WHERE removed IS NOT NULL"):
-            dead.setdefault(segment, []).append(pid)
+        segments = queries.segment_sizes(conn)
+        dead = queries.tombstones_by_segment(conn)
     return segments, {k: np.array(sorted(v), dtype=np.int64) for k, v in dead.items()}
 
 
@@ -128,21 +127,8 @@ def _compact(index_dir: Path, conn: sqlite3.Connection, settings: Settings, befo
         with db.transaction(conn):
             version = db.version_of(conn) + 1
             new_name = publish(merged) if merged is not None else None
-            generations: set[int] = set()
-            for start in range(0, len(purged), 500):
-                chunk = purged[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                generations.update(r[0] for r in conn.execute(f"SELECT DISTINCT generation FROM passages WHERE passage_id IN ({marks})", chunk))
-                conn.execute(f"DELETE FROM passages WHERE passage_id IN ({marks})", chunk)
-            for generation in generations:
-                if conn.execute("SELECT 1 FROM passages WHERE generation = ? LIMIT 1", (generation,)).fetchone() is None:
-                    conn.execute("DELETE FROM paragraphs WHERE generation = ?", (generation,))
-                    conn.execute("DELETE FROM documents WHERE generation = ? AND removed IS NOT NULL", (generation,))
-            marks = ",".join("?" * len(chosen))
-            if new_name is not None:
-                conn.execute(f"UPDATE passages SET segment = ? WHERE segment IN ({marks})", (new_name, *chosen))
-                conn.execute("INSERT INTO segments(name, count, added) VALUES (?, ?, ?)", (new_name, len(ids), version))
-            conn.execute(f"DELETE FROM segments WHERE name IN ({marks})", chosen)
+            db.purge_passages(conn, purged)
+            db.merge_segments(conn, chosen, new_name, len(ids), version)
             db.set_meta(conn, version=version)
             if lexical.recorded_version(conn) == version - 1:
                 lexical.record_unchanged(conn, version)  # a merge changes no passage's text

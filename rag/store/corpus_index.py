@@ -16,7 +16,6 @@ here holds the corpus text in memory.
 """
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 from collections.abc import Iterator, Mapping
@@ -30,10 +29,11 @@ from rag.errors import IndexDamaged, IndexIncompatible, IndexNotFound
 from rag.settings import Settings
 from rag.store import database as db
 from rag.store import lexical
+from rag.store import queries
 from rag.store.protocol import StoredDocument
 from rag.store.recovery import repair_segment
 from rag.store.segments import DenseIndex, Segment, load_segment
-from rag.types import Document, Paragraph, Passage
+from rag.types import Paragraph, Passage
 
 if TYPE_CHECKING:
     from rag.embedding import Encoder
@@ -132,55 +132,28 @@ class CorpusIndex:
         """The passages (with their paragraphs) visible in this snapshot, by id."""
         if not passage_ids:
             return {}
-        params = {"v": self.version, **{f"p{i}": int(pid) for i, pid in enumerate(passage_ids)}}
-        marks = ",".join(f":p{i}" for i in range(len(passage_ids)))
-        rows = self.conn.execute(
-            "SELECT ps.passage_id, ps.row, pg.row FROM passages ps JOIN paragraphs pg"
-            " ON pg.generation = ps.generation AND pg.paragraph_index = ps.paragraph_index"
-            f" WHERE ps.passage_id IN ({marks}) AND {db.visible('ps')}",
-            params).fetchall()
-        return {pid: (db.passage_from(pid, p), db.paragraph_from(g)) for pid, p, g in rows}
+        return queries.visible_passages_with_paragraphs(self.conn, self.version, passage_ids)
 
     def vectors_of(self, passage_ids) -> np.ndarray:
         return self.dense.vectors_of(np.asarray(passage_ids, dtype=np.int64))
 
     def paragraphs_of(self, document_id: str) -> list[Paragraph]:
-        rows = self.conn.execute(
-            "SELECT pg.row FROM documents d JOIN paragraphs pg ON pg.generation = d.generation"
-            f" WHERE d.document_id = :d AND {db.visible('d')}"
-            " ORDER BY pg.paragraph_index", {"d": document_id, "v": self.version}).fetchall()
-        return [db.paragraph_from(r[0]) for r in rows]
+        return queries.visible_paragraphs(self.conn, self.version, document_id)
 
     def document_infos(self, limit: int | None = None, after: str | None = None) -> list[dict]:
         """Metadata, passage and character counts (no texts) of the documents after ``after``, by
         id, at most ``limit`` of them: a page costs its rows (the documents_by_id index), not the corpus."""
-        rows = self.conn.execute(
-            f"SELECT row, origin, passages, characters FROM documents WHERE {db.VISIBLE}"
-            f"{' AND document_id > :after' if after is not None else ''} ORDER BY document_id"
-            f"{' LIMIT :limit' if limit is not None else ''}", {"v": self.version, "after": after, "limit": limit})
-        infos = []
-        for row, origin, passages, characters in rows:
-            data = json.loads(row)
-            data.pop("text", None)
-            data.pop("blocks", None)
-            infos.append({**data, "origin": origin, "passages": passages, "characters": characters})
-        return infos
+        return queries.visible_document_infos(self.conn, self.version, limit, after)
 
     def passage_count(self, document_id: str) -> int:
-        row = self.conn.execute(f"SELECT passages FROM documents WHERE document_id = :d AND {db.VISIBLE}",
-                                {"d": document_id, "v": self.version}).fetchone()
-        return int(row[0]) if row else 0
+        return queries.visible_passage_count(self.conn, self.version, document_id)
 
     def source_url(self, document_id: str) -> str:
-        row = self.conn.execute(f"SELECT json_extract(row, '$.source_url') FROM documents WHERE document_id = :d AND {db.VISIBLE}",
-                                {"d": document_id, "v": self.version}).fetchone()
-        return (row[0] or "") if row else ""
+        return queries.visible_source_url(self.conn, self.version, document_id)
 
     def largest_documents(self, limit: int) -> dict[str, int]:
         """{document id: characters} of the ``limit`` largest documents."""
-        rows = self.conn.execute(f"SELECT document_id, characters FROM documents WHERE {db.VISIBLE}"
-                                 " ORDER BY characters DESC, document_id LIMIT :n", {"v": self.version, "n": limit})
-        return dict(rows.fetchall())
+        return queries.visible_largest_documents(self.conn, self.version, limit)
 
     @property
     def vectors(self) -> np.ndarray:
@@ -222,11 +195,9 @@ class CorpusIndex:
                 check_compatible(meta, expected_model, index_dir)
                 lagging = lexical.behind(index_dir, conn, int(meta.get("version", 0)))
                 lexical_stats = lexical.stats(conn)
-                names = [r[0] for r in conn.execute("SELECT name FROM segments ORDER BY added, name")]
-                dead: dict[str, list[int]] = {}
-                for pid, segment in conn.execute("SELECT passage_id, segment FROM passages WHERE removed IS NOT NULL"):
-                    dead.setdefault(segment, []).append(pid)
-                max_id = conn.execute("SELECT max(passage_id) FROM passages").fetchone()[0]
+                names = queries.segment_names(conn)
+                dead = queries.tombstones_by_segment(conn)
+                max_id = queries.max_passage_id(conn)
             if not lagging and text_index is None:
                 try:
                     text_index = lexical.open_index(index_dir)
@@ -287,29 +258,23 @@ class DocumentsView(Mapping[str, StoredDocument]):
     def __init__(self, index: CorpusIndex):
         self._index = index
 
-    def _rows(self, where: str = "", **params):
-        sql = f"SELECT row, origin FROM documents WHERE {db.VISIBLE} {where} ORDER BY document_id"
-        return self._index.conn.execute(sql, {"v": self._index.version, **params})
-
     def __getitem__(self, document_id: str) -> StoredDocument:
-        row = self._rows("AND document_id = :d", d=document_id).fetchone()
-        if row is None:
+        found = queries.visible_document(self._index.conn, self._index.version, document_id)
+        if found is None:
             raise KeyError(document_id)
-        return StoredDocument(Document.from_row(json.loads(row[0])), row[1])
+        return found
 
     def __contains__(self, document_id: object) -> bool:
-        sql = f"SELECT 1 FROM documents WHERE document_id = :d AND {db.VISIBLE}"
-        return self._index.conn.execute(sql, {"d": document_id, "v": self._index.version}).fetchone() is not None
+        return queries.has_visible_document(self._index.conn, self._index.version, document_id)
 
     def __iter__(self) -> Iterator[str]:
-        sql = f"SELECT document_id FROM documents WHERE {db.VISIBLE} ORDER BY document_id"
-        return iter([r[0] for r in self._index.conn.execute(sql, {"v": self._index.version})])
+        return iter(queries.visible_document_ids(self._index.conn, self._index.version))
 
     def __len__(self) -> int:
         return int(self._index.meta.get("live_documents", 0))
 
     def items(self):  # one query instead of one per document
-        return [(d.document.document_id, d) for d in (StoredDocument(Document.from_row(json.loads(r)), o) for r, o in self._rows())]
+        return [(d.document.document_id, d) for d in queries.visible_documents(self._index.conn, self._index.version)]
 
 
 class PassageLookup:
@@ -332,9 +297,7 @@ class PassagesView(PassageLookup):
     """The snapshot's live passages: ``len``, iteration in id order, lookup by id."""
 
     def __iter__(self) -> Iterator[Passage]:
-        sql = f"SELECT passage_id, row FROM passages WHERE {db.VISIBLE} ORDER BY passage_id"
-        for pid, row in self._index.conn.execute(sql, {"v": self._index.version}).fetchall():
-            yield db.passage_from(pid, row)
+        yield from queries.visible_passages(self._index.conn, self._index.version)
 
 
 class LexicalView:

@@ -36,8 +36,7 @@ def upgrade_format3(conn: sqlite3.Connection) -> bool:
         return False
     log.warning("upgrading the index from format 3 to %d: BM25 moves from SQLite FTS5 to tantivy (no re-embedding)", FORMAT_VERSION)
     with db.transaction(conn):
-        for table in FTS5_TABLES:
-            conn.execute(f"DROP TABLE IF EXISTS {table}")
+        db.drop_tables(conn, FTS5_TABLES)
         lexical.invalidate(conn)
         db.set_meta(conn, format_version=FORMAT_VERSION)
     return True

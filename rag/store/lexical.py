@@ -56,8 +56,7 @@ import Stemmer
 import tantivy
 
 from rag.store import database as db
-from rag.store.database import LEXICAL_LENGTHS as LENGTHS
-from rag.store.database import LEXICAL_STATS as STATS
+from rag.store import queries
 from rag.store.maintenance import try_writer_lock
 from rag.types import Passage
 
@@ -70,7 +69,7 @@ BM25_B = 0.75
 # Candidates re-scored per result: 2x the depth asked for (see the module docstring).
 RESCORE_FACTOR = 2
 FOLDER = "lexical"
-VERSION_KEY = "lexical_version"  # meta: the SQLite version index/lexical/ reflects (-1: rebuild)
+VERSION_KEY = db.LEXICAL_VERSION_KEY  # meta: the SQLite version index/lexical/ reflects (-1: rebuild)
 DESCRIPTION = {"engine": f"tantivy {getattr(tantivy, '__version__', '')} candidates (block-max WAND), bm25s lucene re-scoring",
                "ranking": f"bm25 lucene (k1={BM25_K1}, b={BM25_B})", "stemmer": STEMMER_LANGUAGE, "stopwords": "en",
                "tokenizer": f"bm25s {bm25s.__version__}", "rescore_factor": RESCORE_FACTOR}
@@ -165,30 +164,24 @@ def try_sync(index_dir: Path, conn: sqlite3.Connection) -> bool:
         try:
             sync(index_dir, conn)
         except Exception as exc:  # noqa: BLE001 - derived data: reads go on without it
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            db.roll_back_open(conn)
             log.warning("the lexical index at %s could not be brought up to date (%s): serving its last commit", folder_of(index_dir), exc)
             return False
     return True
 
 
 def recorded_version(conn: sqlite3.Connection) -> int:
-    row = conn.execute("SELECT value FROM meta WHERE key = ?", (VERSION_KEY,)).fetchone()
-    return int(row[0]) if row else -1
-
-
-def _set_recorded(conn: sqlite3.Connection, version: int) -> None:
-    conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (VERSION_KEY, str(int(version))))
+    return db.lexical_version(conn)
 
 
 def record_unchanged(conn: sqlite3.Connection, version: int) -> None:
     """Inside a write transaction that changes no passage (a compaction): still in step."""
-    _set_recorded(conn, version)
+    db.set_lexical_version(conn, version)
 
 
 def invalidate(conn: sqlite3.Connection) -> None:
     """Inside a write transaction that rewrites every passage row: the next sync rebuilds."""
-    _set_recorded(conn, -1)
+    db.set_lexical_version(conn, -1)
 
 
 def behind(index_dir: Path, conn: sqlite3.Connection, version: int) -> bool:
@@ -197,14 +190,13 @@ def behind(index_dir: Path, conn: sqlite3.Connection, version: int) -> bool:
 
 def stats(conn: sqlite3.Connection) -> tuple[int, int]:
     """(passages, tokens) in the lexical index."""
-    row = conn.execute(f"SELECT passages, tokens FROM {STATS} WHERE id = 0").fetchone()
-    return (int(row[0]), int(row[1])) if row else (0, 0)
+    return queries.lexical_totals(conn)
 
 
 def sync(index_dir: Path, conn: sqlite3.Connection) -> int:
     """Bring index/lexical/ up to the latest SQLite version; the caller holds the writer lock.
     Returns the passages added (a rebuild adds every live one)."""
-    target = int(conn.execute("SELECT coalesce((SELECT value FROM meta WHERE key = 'version'), '0')").fetchone()[0])
+    target = db.version_of(conn)
     done = recorded_version(conn)
     folder = folder_of(index_dir)
     try:
@@ -220,14 +212,12 @@ def sync(index_dir: Path, conn: sqlite3.Connection) -> int:
     rebuild = done < 0
     if rebuild:
         dead: list[int] = []
-        count = conn.execute("SELECT count(*) FROM passages WHERE removed IS NULL").fetchone()[0]
-        adds = conn.execute("SELECT passage_id, row FROM passages WHERE removed IS NULL ORDER BY passage_id")
+        count = queries.live_passage_count(conn)
+        adds = queries.live_passage_batches(conn, BATCH)
     else:
-        dead = [r[0] for r in conn.execute("SELECT passage_id FROM passages WHERE removed > ?", (done,))]
-        count = conn.execute("SELECT count(*) FROM passages WHERE added > ? AND removed IS NULL", (done,)).fetchone()[0]
-        # No ORDER BY: sorting by passage id made SQLite scan the whole table (280 ms at 10^6
-        # passages) instead of following the index on ``added``.
-        adds = conn.execute("SELECT passage_id, row FROM passages WHERE added > ? AND removed IS NULL", (done,))
+        dead = queries.passage_ids_removed_since(conn, done)
+        count = queries.passage_count_added_since(conn, done)
+        adds = queries.passage_batches_added_since(conn, done, BATCH)
     bulk = count >= BULK_FROM
     writer = index.writer(BULK_HEAP if bulk else SMALL_HEAP, 2 if bulk else 1)
     lengths: list[tuple[int, int]] = []
@@ -236,10 +226,10 @@ def sync(index_dir: Path, conn: sqlite3.Connection) -> int:
             writer.delete_all_documents()
         _delete(writer, dead)
         tokenizer = Tokenizer()
-        while rows := adds.fetchmany(BATCH):
-            ids = [int(pid) for pid, _ in rows]
+        for passages in adds:
+            ids = [p.passage_id for p in passages]
             _delete(writer, ids)  # a replay after a crash may have added them already
-            texts = [passage_text(_passage(pid, row)) for pid, row in rows]
+            texts = [passage_text(p) for p in passages]
             for pid, tokens in zip(ids, tokenizer(texts), strict=True):
                 doc = tantivy.Document()
                 doc.add_unsigned("pid", pid)
@@ -254,36 +244,21 @@ def sync(index_dir: Path, conn: sqlite3.Connection) -> int:
         writer.wait_merging_threads()
     with db.transaction(conn):
         if rebuild:
-            conn.execute(f"DELETE FROM {LENGTHS}")
-            conn.execute(f"DELETE FROM {STATS}")
+            db.delete_lexical_totals(conn)
         _record(conn, lengths, [] if rebuild else dead)
-        _set_recorded(conn, target)
+        db.set_lexical_version(conn, target)
     return len(lengths)
 
 
-def _passage(pid: int, row: str) -> Passage:
-    return db.passage_from(pid, row)
+def _record(conn: sqlite3.Connection, added: list[tuple[int, int]], removed: list[int]) -> None:
+    """SQLite's BM25 totals follow tantivy's commit; a process killed here (tests/test_lexical.py
+    kills one) leaves tantivy ahead of its recorded version, which the next sync replays."""
+    db.record_lexical_changes(conn, added, removed)
 
 
 def _delete(writer: tantivy.IndexWriter, ids: list[int]) -> None:
     for start in range(0, len(ids), 1000):
         writer.delete_documents_by_query(tantivy.Query.term_set_query(SCHEMA_TANTIVY, "pid", ids[start : start + 1000]))
-
-
-def _record(conn: sqlite3.Connection, added: list[tuple[int, int]], removed: list[int]) -> None:
-    """Keep (N, total tokens) equal to what tantivy holds; idempotent like the replay."""
-    passages = tokens = 0
-    for pid in removed:
-        row = conn.execute(f"SELECT tokens FROM {LENGTHS} WHERE passage_id = ?", (pid,)).fetchone()
-        if row is not None:
-            conn.execute(f"DELETE FROM {LENGTHS} WHERE passage_id = ?", (pid,))
-            passages, tokens = passages - 1, tokens - int(row[0])
-    for pid, n in added:
-        row = conn.execute(f"SELECT tokens FROM {LENGTHS} WHERE passage_id = ?", (pid,)).fetchone()
-        passages, tokens = passages + (row is None), tokens + n - (int(row[0]) if row else 0)
-    conn.executemany(f"INSERT OR REPLACE INTO {LENGTHS}(passage_id, tokens) VALUES (?, ?)", added)
-    conn.execute(f"INSERT INTO {STATS}(id, passages, tokens) VALUES (0, ?, ?) ON CONFLICT(id) DO UPDATE"
-                 " SET passages = passages + excluded.passages, tokens = tokens + excluded.tokens", (passages, tokens))
 
 
 def term_weights(tokens: Sequence[str], df: dict[str, int], passages: int) -> dict[str, float]:

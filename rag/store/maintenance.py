@@ -8,6 +8,7 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
+from rag.store import queries
 from rag.store.segments import MERGE_PREFIX, TEMP_PREFIX, remove_segment, segments_root
 
 COMPACT_LOCK_FILE = ".compact.lock"
@@ -81,7 +82,7 @@ def remove_orphans(index_dir: Path, conn: sqlite3.Connection) -> None:
     root = segments_root(index_dir)
     if not root.is_dir():
         return
-    registered = {r[0] for r in conn.execute("SELECT name FROM segments")}
+    registered = set(queries.segment_names(conn))
     merges = [p for p in root.iterdir() if p.name.startswith(MERGE_PREFIX)]
     if merges:
         with compaction_lock(index_dir) as free:

@@ -27,6 +27,7 @@ from rag.errors import IndexDamaged
 from rag.settings import Settings
 from rag.store import database as db
 from rag.store import lexical
+from rag.store import queries
 from rag.store.files import load_array
 from rag.store.maintenance import writer_lock
 from rag.store.prepare import embed_passages
@@ -50,8 +51,8 @@ def repair_segment(index_dir: Path, name: str, settings: Settings | None, encode
     try:
         with db.transaction(conn, "DEFERRED"):
             meta = db.get_meta(conn)
-            rows = conn.execute("SELECT passage_id, row FROM passages WHERE segment = ? ORDER BY passage_id", (name,)).fetchall()
-            registered = conn.execute("SELECT 1 FROM segments WHERE name = ?", (name,)).fetchone() is not None
+            rows = queries.segment_passage_rows(conn, name)
+            registered = queries.segment_exists(conn, name)
         if not registered:
             return  # compacted or repaired by another process meanwhile: the next load lists its successor
         ids = np.array([pid for pid, _ in rows], dtype=np.int64)
@@ -78,11 +79,10 @@ def _commit(index_dir: Path, conn: sqlite3.Connection, name: str, folder: Path, 
         new_name = None
         try:
             with db.transaction(conn):
-                if conn.execute("SELECT 1 FROM segments WHERE name = ?", (name,)).fetchone() is not None:
+                if queries.segment_exists(conn, name):
                     version = db.version_of(conn) + 1
                     new_name = publish(folder)
-                    conn.execute("UPDATE passages SET segment = ? WHERE segment = ?", (new_name, name))
-                    conn.execute("UPDATE segments SET name = ?, count = ? WHERE name = ?", (new_name, count, name))
+                    db.rename_segment(conn, name, new_name, count)
                     db.set_meta(conn, version=version)
                     if lexical.recorded_version(conn) == version - 1:
                         lexical.record_unchanged(conn, version)  # no passage's text changed
@@ -113,4 +113,4 @@ def _intact_vectors(folder: Path, ids: np.ndarray, dimension: int) -> np.ndarray
 
 
 def _embed(encoder: Encoder, rows: list[tuple[int, str]], settings: Settings) -> np.ndarray:
-    return embed_passages(encoder, [db.passage_from(pid, row) for pid, row in rows], settings.embedding_batch_size)
+    return embed_passages(encoder, [queries.passage_from(pid, row) for pid, row in rows], settings.embedding_batch_size)
