@@ -6,7 +6,7 @@ import os
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import numpy as np
 
@@ -21,6 +21,16 @@ _NPY_LOCK = threading.Lock()
 def load_array(path: Path, mmap_mode: Literal["r"] | None = None) -> np.ndarray:
     with _NPY_LOCK:
         return np.load(path, mmap_mode=mmap_mode)
+
+
+def read_array_header(fh: BinaryIO) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) of the .npy file read from its start by ``fh``, which is left at the first
+    row; the header is parsed under ``load_array``'s lock for the same reason."""
+    with _NPY_LOCK:
+        version = np.lib.format.read_magic(fh)
+        header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = header(fh)
+    return tuple(shape), np.dtype(dtype)
 
 
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})

@@ -30,7 +30,7 @@ from rag.errors import IndexDamaged, IndexIncompatible
 from rag.settings import Settings
 from rag.store.base import VectorStore
 from rag.store.faiss_store import FaissConfig, FaissStore
-from rag.store.files import disk_full, fsync_dir, fsync_tree, load_array
+from rag.store.files import disk_full, fsync_dir, fsync_tree, load_array, read_array_header
 
 SEGMENTS_DIR = "segments"
 SEGMENT_FILE = "segment.json"
@@ -133,15 +133,13 @@ class RowReader:
         # it at the first query raised FileNotFoundError under concurrent writes).
         self._fd = os.open(path, os.O_RDONLY)
         with os.fdopen(os.dup(self._fd), "rb") as fh:
-            version = np.lib.format.read_magic(fh)
-            header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, _, dtype = header(fh)
+            shape, dtype = read_array_header(fh)
             self.offset = fh.tell()
         self.path = path
-        self.shape = tuple(shape)
+        self.shape = shape
         self.dimension = int(shape[1]) if len(shape) == 2 else 0
-        self.row_bytes = self.dimension * np.dtype(dtype).itemsize
-        self.dtype = np.dtype(dtype)
+        self.row_bytes = self.dimension * dtype.itemsize
+        self.dtype = dtype
 
     def check(self, count: int) -> None:
         """ValueError unless the file holds exactly ``count`` rows (a truncated file read
