@@ -48,10 +48,11 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from rag.abstention import NO_ANSWER_MESSAGE, detail_of
+from rag.followups import other_referents
 from rag.types import Citation, QAResult
 
 _CONNECTIVES = ("and what about", "and how about", "what about", "how about", "and", "but", "so", "also", "then", "okay", "ok")
@@ -90,6 +91,12 @@ class Rewrite:
     question: str  # what is retrieved and read: self-contained
     rule: str  # "first question" | "self-contained" | "pronoun" | "ellipsis" | "no subject"
     subject: str | None = None
+    # Other readings of "it" (the previous question's event, its answer: rag/followups.py), asked
+    # beside this one; the best-answered is kept.
+    alternatives: tuple[Rewrite, ...] = ()
+
+    def readings(self) -> tuple[Rewrite, ...]:
+        return (self, *self.alternatives)
 
     @property
     def changed(self) -> bool:
@@ -235,10 +242,17 @@ def rewrite_one(question: str, previous: str | None, previous_reply: str | None 
         stem = body.rstrip("?!. ")
         joined = f"{stem} of {subject}" if stem.split()[0].lower() in _ARTICLES else f"{stem} ({subject})"
         return Rewrite(question, _finish(joined), "ellipsis", subject)
+    main = Rewrite(question, _finish(_put(body, matches[0], subject)), "pronoun", subject)
+    if kind != "thing":
+        return main
+    others = other_referents(previous, _answer_of(previous_reply), subject)
+    return replace(main, alternatives=tuple(Rewrite(question, _finish(_put(body, matches[0], other)), "pronoun", other) for other in others))
+
+
+def _put(body: str, pronoun: re.Match, subject: str) -> str:
+    """``body`` with ``pronoun`` replaced by ``subject`` (or its possessive for "its", "their")."""
     owner = subject if _POSSESSIVE.search(subject) else f"{subject}’s" if "’" in subject else f"{subject}'s"
-    first = matches[0]
-    replaced = body[: first.start()] + (owner if _possessive(first, body) else subject) + body[first.end() :]
-    return Rewrite(question, _finish(replaced), "pronoun", subject)
+    return body[: pronoun.start()] + (owner if _possessive(pronoun, body) else subject) + body[pronoun.end() :]
 
 
 def rewrite_question(history: Sequence[ChatTurn]) -> Rewrite:

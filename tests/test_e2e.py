@@ -55,3 +55,24 @@ def test_http_ask_with_real_models(real_pipeline):
         body = client.post("/v1/ask", json={"question": "Who was NATO's first Secretary General?"}).json()
     assert "Lord Hastings Lionel Ismay" in body["answers"][0]["text"]
     assert_offsets(body, _documents(real_pipeline))
+
+
+def test_list_question_gets_the_whole_list(real_pipeline):
+    """Issue 25: a question asking for several things gets the coordinated list, not one item."""
+    result = real_pipeline.ask("Which countries are the Indo-Pacific Four?")
+    assert result.answers and result.answers[0].text == "Australia, Japan, and New Zealand"
+    assert_offsets(ask_response(result), _documents(real_pipeline))
+
+
+def test_follow_up_it_reads_the_previous_event(real_pipeline):
+    """Issue 25: after "Where did NATO hold its 75th anniversary summit?" -> "Washington D.C.", "Who
+    hosted it?" is asked about the summit (not "Who hosted NATO?", which the documents do not
+    answer), answered from the summit paragraph, and the response says which reading it chose."""
+    with TestClient(create_app(real_pipeline.settings, real_pipeline, warm_up=False), base_url="http://127.0.0.1") as client:
+        messages = [{"role": "user", "content": "Where did NATO hold its 75th anniversary summit?"}]
+        first = client.post("/v1/chat/completions", json={"model": "rag", "messages": messages}).json()["choices"][0]["message"]["content"]
+        messages += [{"role": "assistant", "content": first}, {"role": "user", "content": "Who hosted it?"}]
+        body = client.post("/v1/chat/completions", json={"model": "rag", "messages": messages}).json()
+    assert body["rewritten_question"] == "Who hosted NATO's 75th anniversary summit?"
+    assert body["rewrite"] == {"original": "Who hosted it?", "rule": "pronoun", "subject": "NATO's 75th anniversary summit"}
+    assert "75th anniversary at the summit in Washington D.C." in body["citations"][0]["paragraph_text"]

@@ -33,7 +33,8 @@ from rag.api.budget import charge, question_cost
 from rag.api.deps import PipelineDep
 from rag.api.errors import public_detail, status_for
 from rag.api.schemas import Text
-from rag.chat import ChatAnswer, ChatTurn, Rewrite, build_chat_answer, count_tokens, rewrite_question
+from rag.chat import ChatAnswer, ChatTurn, build_chat_answer, count_tokens, rewrite_question
+from rag.followups import best_reading
 from rag.errors import InvalidRequest, RagError
 from rag.pipeline import Pipeline
 from rag.types import Citation
@@ -299,8 +300,9 @@ def _paragraph_url(request: Request, pipeline: Pipeline):
 
 def _answer(pipeline: Pipeline, body: ChatCompletionRequest, request: Request) -> tuple[ChatAnswer, list[ChatTurn]]:
     turns = _history(body, pipeline.settings.max_chat_chars)
-    rewrite: Rewrite = rewrite_question(turns)
-    result = pipeline.ask(rewrite.question, top_k=body.top_k, mode=body.mode)
+    readings = rewrite_question(turns).readings()
+    results = pipeline.ask_batch([r.question for r in readings], top_k=body.top_k, mode=body.mode)
+    rewrite, result = best_reading(readings, results)
     index = pipeline.index
     sources = {doc_id: index.source_url(doc_id) for doc_id in {a.citation.document_id for a in result.answers}}
     return build_chat_answer(result, rewrite, _paragraph_url(request, pipeline), sources), turns

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rag.errors import ModelLoadError
+from rag.reading.list_answers import asks_for_several, prefer_lists, widen_to_list
 from rag.reading.answers import select_answers
 from rag.reading.base import Reader
 from rag.reading.qa_model import load_qa_model
@@ -270,7 +271,8 @@ class SpanReader(Reader):
     in one).  ``num_threads``: torch CPU threads (None: torch's default).  ``quantize="int8"``:
     int8 weights on CPU: an int8 ONNX graph when ``runtime`` allows ONNX, else PyTorch's dynamic
     int8 Linear layers (~2x faster; quality in eval/RESULTS.md).
-    ``threshold``: overrides the calibrated default threshold.  ``runtime``: "torch", "onnx"
+    ``list_answers``: a question asking for several things gets a whole coordinated list
+    (rag/reading/list_answers.py).  ``threshold``: overrides the calibrated default threshold.  ``runtime``: "torch", "onnx"
     (fail if the model cannot run there) or "auto" (ONNX Runtime for a local fp32 model on CPU
     when its logits match PyTorch's, see span_onnx.py; else PyTorch).
     """
@@ -293,6 +295,7 @@ class SpanReader(Reader):
         runtime: str = "torch",
         onnx_cache_dir: Path | None = None,
         onnx_threads: int | None = None,
+        list_answers: bool = True,
     ):
         if runtime not in ("torch", "onnx", "auto"):
             raise ValueError("runtime must be 'torch', 'onnx' or 'auto'")
@@ -310,6 +313,7 @@ class SpanReader(Reader):
         self.onnx_cache_dir = onnx_cache_dir
         self.onnx_threads = onnx_threads
         self._threshold_override = threshold
+        self.list_answers = list_answers
         self.calibration = Calibration()
         self._model = None
         self._tokenizer = None
@@ -412,10 +416,14 @@ class SpanReader(Reader):
         rank_of = {id(c): rank for rank, cands in enumerate(candidates) for c in cands}
         ranked = []
         contexts = [rp.passage.text for rp in passages[: len(candidates)]]
+        several = self.list_answers and asks_for_several(question)
         for p, c in rank_candidates(candidates, self.calibration, question, contexts):
             rp = passages[rank_of[id(c)]]
             offset = rp.passage.paragraph_start
-            ranked.append(AnswerSpan(rp, offset + c.start, offset + c.end, p))
+            start, end = widen_to_list(question, rp.passage.text, c.start, c.end) if several else (c.start, c.end)
+            ranked.append(AnswerSpan(rp, offset + start, offset + end, p))
+        if several:
+            ranked = prefer_lists(ranked)
         answers = select_answers(ranked, top_n)
         if not answers:
             return ReaderOutput(spans=[], no_answer_score=1.0)
