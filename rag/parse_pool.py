@@ -1,8 +1,9 @@
 """Untrusted files are parsed in worker processes whose limits the OS enforces.
 
 A 2.7 KB PDF (one page, 20,000 words) held the GIL for >= 139 CPU-s in pdfplumber's
-quadratic ``dedupe_chars``: the event loop never ran and the parse-time check between pages
-never came (issue 20, item 1).  Here each file is parsed by a worker process with
+quadratic ``dedupe_chars`` (PDFs are now read with pdfium, but any parser can meet its worst
+case): the event loop never ran and the parse-time check between pages never came (issue 20,
+item 1).  Here each file is parsed by a worker process with
 
 * a CPU budget: ``RLIMIT_CPU`` (soft) is set to the worker's CPU time so far plus
   ``RAG_MAX_PARSE_SECONDS`` before each file; past it the kernel sends SIGXCPU and the worker

@@ -5,9 +5,10 @@ service reads: ingestion (rag/ingest.py) and the README's "Supported formats" ta
 (tests/test_formats.py checks the README).  Each parser is linear in its input or bounded by the
 limits it is given (pages, parse time, unpacked bytes, HTML elements and depth).  Libraries,
 chosen by measurement (eval/RESULTS.md, "Real documents"): markdown-it-py (CommonMark + GFM
-tables), BeautifulSoup on html.parser (keeps source positions), pdfplumber (words with positions
-and font sizes), python-docx, python-pptx.  Each is imported on first use, so a text upload never
-loads pdfplumber.
+tables), BeautifulSoup on html.parser (keeps source positions), pdfium through pypdfium2 (the
+characters with their boxes and fonts, grouped into words the way pdfplumber does: 9x faster,
+eval/realdocs/extractors.md), python-docx, python-pptx.  Each is imported on first use, so a text
+upload never loads pdfium.
 """
 from __future__ import annotations
 
