@@ -152,7 +152,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     # The service's public base URL (e.g. https://qa.example.org): chat answers link their
-    # citations to <public_url>/v1/documents/<id>; empty = the request's own host.
+    # citations to <public_url>/documents/<id>?p=<n>#p<n>; empty = the service's own address
+    # (the IP and port of the socket the request reached; never the Host header).
     public_url: str = ""
     max_question_chars: int = Field(1000, ge=1)
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1)

@@ -10,6 +10,12 @@ input: 400 for malformed messages (including text that is not Unicode: unpaired 
 ``RAG_MAX_CHAT_CHARS`` characters or more than 4 content parts per allowed message (checked
 before the messages are validated or rewritten; parsing runs in a worker thread, and a body is
 charged to the work budget by its size), 429 when the client's work budget is spent (rag/api/budget.py).
+
+For chat front ends (rag/chat_clients.py): a front end's background task prompt (Open WebUI's
+title, tags and follow-up requests) gets a 200 with the JSON its template asks for, a ``task``
+field and an ``X-RAG-Task`` header, without retrieval; answers carry ``sources`` in Open WebUI's
+source format, and a stream also sends them as Open WebUI ``event`` objects, which other clients
+ignore.
 """
 from __future__ import annotations
 
@@ -34,6 +40,7 @@ from rag.api.deps import PipelineDep
 from rag.api.errors import public_detail, status_for
 from rag.api.schemas import Text
 from rag.chat import ChatAnswer, ChatTurn, build_chat_answer, count_tokens, rewrite_question
+from rag.chat_clients import TaskReply, open_webui_sources, task_prompt
 from rag.followups import best_reading
 from rag.errors import InvalidRequest, RagError
 from rag.pipeline import Pipeline
@@ -298,14 +305,19 @@ def _paragraph_url(request: Request, pipeline: Pipeline):
     return url
 
 
-def _answer(pipeline: Pipeline, body: ChatCompletionRequest, request: Request) -> tuple[ChatAnswer, list[ChatTurn]]:
-    turns = _history(body, pipeline.settings.max_chat_chars)
+def _prepare(body: ChatCompletionRequest, max_chars: int) -> tuple[list[ChatTurn], TaskReply | None]:
+    """The validated turns, and the reply when the latest user message is a front end's task prompt."""
+    turns = _history(body, max_chars)
+    return turns, task_prompt(next(t.content for t in reversed(turns) if t.role == "user"))
+
+
+def _answer(pipeline: Pipeline, body: ChatCompletionRequest, request: Request, turns: list[ChatTurn]) -> ChatAnswer:
     readings = rewrite_question(turns).readings()
     results = pipeline.ask_batch([r.question for r in readings], top_k=body.top_k, mode=body.mode)
     rewrite, result = best_reading(readings, results)
     index = pipeline.index
     sources = {doc_id: index.source_url(doc_id) for doc_id in {a.citation.document_id for a in result.answers}}
-    return build_chat_answer(result, rewrite, _paragraph_url(request, pipeline), sources), turns
+    return build_chat_answer(result, rewrite, _paragraph_url(request, pipeline), sources)
 
 
 def _usage(turns: list[ChatTurn], content: str) -> dict[str, int]:
@@ -320,8 +332,27 @@ def _extensions(answer: ChatAnswer) -> dict[str, Any]:
         "rewrite": {"original": answer.rewrite.original, "rule": answer.rewrite.rule, "subject": answer.rewrite.subject},
         "citations": answer.citations,
         "answers": answer.answers,
+        "sources": open_webui_sources(answer),
         "no_answer": answer.no_answer,
     }
+
+
+class _Reply:
+    """What a completion carries, streamed or not: content, annotations and extension fields."""
+
+    def __init__(self, content: str, annotations: list[dict], extensions: dict[str, Any], first: dict[str, Any]):
+        self.content, self.annotations, self.extensions = content, annotations, extensions
+        self.first = first  # extension fields of the first streamed chunk
+
+    @classmethod
+    def of_answer(cls, answer: ChatAnswer) -> _Reply:
+        return cls(answer.content, [a.to_dict() for a in answer.annotations], _extensions(answer),
+                   {"rewritten_question": answer.rewrite.question})
+
+    @classmethod
+    def of_task(cls, task: TaskReply) -> _Reply:
+        info = {"task": task.info(), "citations": [], "answers": [], "sources": []}
+        return cls(task.content, [], info, {"task": task.info()})
 
 
 @router.post("/chat/completions", openapi_extra=_BODY, responses=_ERRORS, summary="OpenAI-compatible chat: cited extractive answers")
@@ -332,21 +363,26 @@ async def chat_completions(request: Request, pipeline: PipelineDep):
         if listed is None:
             raise _unknown_model(body.model, pipeline)
         body.model = listed
-        _charge(request, question_cost(pipeline.settings))
-        answer, turns = await run_in_threadpool(_answer, pipeline, body, request)
+        turns, task = await run_in_threadpool(_prepare, body, pipeline.settings.max_chat_chars)
+        if task is not None:
+            reply = _Reply.of_task(task)
+        else:
+            _charge(request, question_cost(pipeline.settings))
+            reply = _Reply.of_answer(await run_in_threadpool(_answer, pipeline, body, request, turns))
     except OpenAIError as exc:
         return exc.response()
     except RagError as exc:
         return _from_rag_error(exc).response()
+    headers = {"X-RAG-Task": task.task} if task is not None else None
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
-    usage = _usage(turns, answer.content)
+    usage = _usage(turns, reply.content)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        chunks = _chunks(completion_id, created, body.model, answer, usage if include_usage else None)
-        return EventSourceResponse(chunks, ping=15)
-    message = {"role": "assistant", "content": answer.content, "refusal": None, "annotations": [a.to_dict() for a in answer.annotations]}
-    return {
+        chunks = _chunks(completion_id, created, body.model, reply, usage if include_usage else None)
+        return EventSourceResponse(chunks, ping=15, headers=headers)
+    message = {"role": "assistant", "content": reply.content, "refusal": None, "annotations": reply.annotations}
+    return JSONResponse({
         "id": completion_id,
         "object": "chat.completion",
         "created": created,
@@ -354,8 +390,8 @@ async def chat_completions(request: Request, pipeline: PipelineDep):
         "system_fingerprint": None,
         "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
         "usage": usage,
-        **_extensions(answer),
-    }
+        **reply.extensions,
+    }, headers=headers)
 
 
 def _pieces(content: str, words: int = 4) -> list[str]:
@@ -367,19 +403,28 @@ def _pieces(content: str, words: int = 4) -> list[str]:
     return pieces
 
 
-async def _chunks(completion_id: str, created: int, model: str, answer: ChatAnswer, usage: dict | None) -> AsyncIterator[dict]:
-    """role, content pieces, then the citations chunk, the finish chunk, [usage], and [DONE]."""
+async def _chunks(completion_id: str, created: int, model: str, reply: _Reply, usage: dict | None) -> AsyncIterator[dict]:
+    """role, content pieces, one Open WebUI source event per marker, the citations chunk, the
+    finish chunk (with an event that sets Open WebUI's sources to those), [usage], and [DONE].
+
+    Open WebUI turns each streamed url_citation into a source of its own (named by the URL, the
+    title as its text) and appends it; the source events come first so that marker [n] opens
+    source n (the cited paragraph), and the last event replaces the list where Open WebUI allows.
+    """
 
     def chunk(delta: dict, finish: str | None = None, **extra: Any) -> dict:
         body = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model, "system_fingerprint": None}
         body["choices"] = [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]
         return {"data": json.dumps({**body, **extra}, ensure_ascii=False)}
 
-    yield chunk({"role": "assistant", "content": ""}, rewritten_question=answer.rewrite.question)
-    for piece in _pieces(answer.content):
+    yield chunk({"role": "assistant", "content": ""}, **reply.first)
+    for piece in _pieces(reply.content):
         yield chunk({"content": piece})
-    yield chunk({"annotations": [a.to_dict() for a in answer.annotations]}, **_extensions(answer))
-    yield chunk({}, "stop")
+    sources = reply.extensions.get("sources") or []
+    for source in sources:
+        yield chunk({}, event={"type": "source", "data": source})
+    yield chunk({"annotations": reply.annotations}, **reply.extensions)
+    yield chunk({}, "stop", **({"event": {"type": "chat:completion", "data": {"sources": sources}}} if sources else {}))
     if usage is not None:
         final = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [], "usage": usage}
         yield {"data": json.dumps(final)}
