@@ -256,6 +256,27 @@ def serve_command(
         _fail(exc)
 
 
+@app.command("mcp")
+def mcp_command(
+    index: IndexOpt = None,
+    model: ModelOpt = None,
+    reader: ReaderOpt = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Serve the index to MCP clients (Claude Desktop, Cursor, VS Code) over stdio: tools ask,
+    search, get_document, list_documents (docs/mcp.md). `rag serve` also answers MCP at /mcp."""
+    _logging(verbose)  # stderr: stdout carries the protocol
+    settings = make_settings(index_dir=index, embedding_model=model, reader=reader)
+    try:
+        require("mcp", "rag mcp", ("mcp",))
+        require_vector_backend(settings.vector_backend, settings.milvus_uri)
+        from rag.mcp_server import run_stdio
+
+        run_stdio(settings)
+    except RagError as exc:
+        _fail(exc)
+
+
 # Registered after the core commands so `rag --help` lists index, ask and serve first; these
 # modules import torch, faiss and friends only inside the command bodies.
 from rag.bench.command import bench_command  # noqa: E402

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,6 +14,7 @@ from rag.api import edge_errors, limits, observability, redirects, routes_batch,
 from rag.api import docs_offline, routes_chat, routes_documents, routes_health, routes_qa, routes_web
 from rag.api.errors import public_detail, status_for
 from rag.errors import RagError
+from rag.extras import missing
 from rag.pipeline import Pipeline
 from rag.settings import Settings
 
@@ -31,7 +32,8 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
         if warm_up:
             # Load models and index once, before the first request (readiness turns 200 after).
             await run_in_threadpool(pipeline.warm_up)
-        yield
+        async with mcp_running() if mcp_running else nullcontext():
+            yield
 
     app = FastAPI(
         title="rag: extractive question answering with citations",
@@ -66,6 +68,12 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     app.include_router(routes_documents.router)
     app.include_router(routes_chat.router)
     app.include_router(routes_web.router)
+    # MCP over streamable HTTP at /mcp (rag/mcp_server.py) when the [mcp] extra is installed.
+    mcp_running = None
+    if not missing("mcp", ("mcp",)):
+        from rag.mcp_server import mount_http
+
+        mcp_running = mount_http(app, pipeline, settings)
     docs_offline.setup(app)  # /docs from packaged Swagger UI files, no CDN
     # Security, limits and observability (docs/security.md); observability last = outermost.
     redirects.setup(app)
