@@ -130,19 +130,32 @@ def _is_candidate(file: Path) -> bool:
     return not name.startswith(".") and not name.endswith(SIDECAR_SUFFIX) and file.suffix.lower() in SUPPORTED_SUFFIXES
 
 
+PROGRESS_MIN_FILES = 20
+
+
 def load_documents(paths: Iterable[Path], limits: IngestLimits = LIBRARY_LIMITS) -> IngestReport:
     """Read every supported file; each file ends up exactly once in ``documents`` or
     ``skipped``.  Two files whose ids collide (``a.txt`` and ``a.md``, ``Notes.txt`` and
     ``notes.txt``) both stay: the later one's id gets its extension, then a short hash."""
+    from tqdm.auto import tqdm
+
     report = IngestReport()
     seen: set[str] = set()
-    for root, file in discover(paths, report.skipped):
+    files = discover(paths, report.skipped)
+    pages = 0
+    # A bar with an ETA on a terminal (`rag index` of a folder); none in logs, tests or servers
+    # (tqdm's disable=None: off when stderr is no TTY), none for a handful of files.
+    bar = tqdm(files, desc="parsing", unit="file", disable=None if len(files) >= PROGRESS_MIN_FILES else True)
+    for root, file in bar:
         try:
             document = read_document(file, root, limits)
         except UnsupportedDocument as exc:
             log.warning("skipping %s: %s", file, exc)
             report.skipped.append((str(file), str(exc)))
             continue
+        if file.suffix.lower() == ".pdf":
+            pages += max((max(b.pages, default=0) for b in document.blocks), default=0)
+            bar.set_postfix(pdf_pages=pages, refresh=False)
         if document.document_id in seen:
             relative = str(file.relative_to(root))
             candidate = slugify(relative)
