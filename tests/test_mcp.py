@@ -163,7 +163,9 @@ def test_stdio_rag_mcp(index_dir: Path) -> None:
 
     async def main() -> None:
         with anyio.fail_after(120):
-            async with Client(params) as client:
+            # The initialize handshake, as desktop clients connect today (the HTTP tests use the
+            # SDK's default, which discovers the newer protocol).
+            async with Client(params, mode="legacy") as client:
                 assert client.server_capabilities.tools is not None
                 await check_tools(client)
 
@@ -213,13 +215,13 @@ def rag_serve(index_dir: Path, tmp_path_factory):
         log.close()
 
 
-def _client(url: str, key: str | None):
+def _client(url: str, key: str | None, mode: str = "auto"):
     import httpx2
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
 
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return Client(streamable_http_client(f"{url}/mcp", http_client=httpx2.AsyncClient(headers=headers, timeout=60)))
+    return Client(streamable_http_client(f"{url}/mcp", http_client=httpx2.AsyncClient(headers=headers, timeout=60)), mode=mode)
 
 
 LIST_TOOLS = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
@@ -231,6 +233,9 @@ def test_http_serves_the_tools_with_a_key(rag_serve: str) -> None:
         with anyio.fail_after(60):
             async with _client(rag_serve, WRITE_KEY) as client:
                 await check_tools(client)
+            async with _client(rag_serve, WRITE_KEY, mode="legacy") as client:  # the initialize handshake
+                result = await client.call_tool("ask", {"question": QUESTION})
+                assert result.structured_content["answers"][0]["text"] == ANSWER
 
     anyio.run(main)
 
