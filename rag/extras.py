@@ -16,6 +16,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "eval": ("ir_measures", "matplotlib"),
     "bench": ("psutil", "matplotlib"),
     "milvus": ("pymilvus", "milvus_lite"),
+    "mcp": ("mcp",),
 }
 # What a user types to add one (the README installs the package from a clone, editable).
 INSTALL_HINT = 'pip install -e ".[{extra}]"'

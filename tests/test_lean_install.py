@@ -47,7 +47,7 @@ CHILD = textwrap.dedent(
         body = client.post("/v1/ask", json={"question": "Who was NATO's first Secretary General?"}).json()
     print(json.dumps({
         "answer": body["answers"][0]["text"] if body["answers"] else None,
-        "missing": {extra: missing(extra) for extra in ("eval", "bench", "milvus")},
+        "missing": {extra: missing(extra) for extra in ("eval", "bench", "milvus", "mcp")},
         "loaded": sorted(n for n in sys.modules if n.partition(".")[0] in HIDDEN),
     }))
     """

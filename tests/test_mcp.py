@@ -256,7 +256,6 @@ def test_http_refuses_a_request_without_a_key_like_the_api(rag_serve: str) -> No
         anyio.run(main)
 
 
-@pytest.mark.xfail(strict=True, reason="rag/api/security.py classes POST /mcp as a write (not in READ_POST_PREFIXES): a read-only key gets 403")
 def test_http_serves_a_read_only_key(rag_serve: str) -> None:
     response = httpx.post(f"{rag_serve}/mcp", json=LIST_TOOLS, headers={**MCP_ACCEPT, "Authorization": f"Bearer {READ_KEY}"})
     assert response.status_code == 200, response.text

@@ -42,7 +42,7 @@ Receive = Callable[[], Awaitable[dict]]
 Send = Callable[[dict], Awaitable[None]]
 
 # The document view and the examples read documents too (issue 20, item 5: neither was limited).
-RATE_LIMITED_PREFIXES = ("/v1/", "/documents/", "/web/")
+RATE_LIMITED_PREFIXES = ("/v1/", "/documents/", "/web/", "/mcp")
 # The slowest upload rate a declared body may keep up (past the first idle timeout): 64 KiB/s.
 MIN_BODY_BYTES_PER_S = 64 * 1024
 

@@ -56,7 +56,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/favicon.ico"})
 PUBLIC_PREFIXES = ("/static/",)
 # POST endpoints that only read: they carry a question, not a change to the corpus.
-READ_POST_PREFIXES = ("/v1/ask", "/v1/search", "/v1/chat", "/v1/completions")
+READ_POST_PREFIXES = ("/v1/ask", "/v1/search", "/v1/chat", "/v1/completions", "/mcp")  # MCP tools only read
 
 _bearer = HTTPBearer(
     auto_error=False,
