@@ -1,6 +1,8 @@
 """What list answers (rag/reading/list_answers.py) change, on SQuAD dev with the gold paragraph.
 
     .venv/bin/python eval/reader/list_answers_effect.py --squad ../shared/data/squad-v1.1/dev-v1.1.json --out eval/reader/list_answers_effect.json
+    # open mode: the index `rag eval --squad DEV --mode open --index DIR` builds (all 2,067 paragraphs)
+    .venv/bin/python eval/reader/list_answers_effect.py --squad ... --index /tmp/squad-open --out eval/reader/list_answers_effect_open.json
 
 Only questions that ask for several things can change (the rule is off for the others), so each
 of those is read over its own paragraph by the served reader (Settings defaults) with list answers
@@ -37,20 +39,33 @@ def _read(reader, questions) -> list[str]:
     return [out.spans[0].text if out.spans else "" for out in outputs]
 
 
+def _ask(pipeline, questions) -> list[str]:
+    results = pipeline.ask_batch([q for q, _, _ in questions])
+    return [r.answers[0].text if r.answers else "" for r in results]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--squad", type=Path, required=True)
+    ap.add_argument("--index", type=Path, help="open mode: ask the service over this index instead of reading the gold paragraph")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     questions, total = _questions(args.squad)
-    reader = load_reader(Settings())
+    pipeline = None
+    if args.index:
+        from rag.pipeline import Pipeline
+
+        pipeline = Pipeline(Settings(index_dir=args.index))
+        reader = pipeline.reader
+    else:
+        reader = load_reader(Settings())
     reader.warm_up()
-    result = {"dataset": str(args.squad.name), "questions": total, "list_questions": len(questions)}
+    result = {"dataset": str(args.squad.name), "mode": "open" if args.index else "reader", "questions": total, "list_questions": len(questions)}
     predictions = {}
     for on in (False, True):
         reader.list_answers = on
         started = time.perf_counter()
-        predictions[on] = _read(reader, questions)
+        predictions[on] = _ask(pipeline, questions) if pipeline is not None else _read(reader, questions)
         golds = [g for _, _, g in questions]
         em = sum(max(exact_match(p, g) for g in gs) for p, gs in zip(predictions[on], golds))
         f = sum(max(f1(p, g) for g in gs) for p, gs in zip(predictions[on], golds))
