@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,11 +23,10 @@ from rag.reading_views import read_with_views
 from rag.reading import Reader, load_reader
 from rag.retrieval import RetrievalParams, Retriever
 from rag.settings import Settings
-from rag.store.builder import IndexReport
-from rag.store import compaction
-from rag.store.protocol import Index
-from rag.store.factory import latest_version, load_index, make_writer
-from rag.types import Answer, AnswerSpan, Citation, Document, NoAnswer, Paragraph, QAResult, ReaderOutput, RetrievedPassage, SearchResult
+from rag.store.protocol import Index, IndexReport
+from rag.store.factory import compact as compact_index, compaction_due, latest_version, load_index, make_writer
+from rag.types import (Answer, AnswerSpan, Citation, Document, IndexStatus, NoAnswer, Paragraph, QAResult, ReaderOutput, RetrievedPassage,
+                       SearchResult)
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +161,22 @@ class Pipeline:
             return self.reload(latest)
         except IndexNotFound as exc:
             raise NotReady(str(exc)) from exc
+
+    def status(self) -> IndexStatus:
+        """The live snapshot's version, passages and whether BM25 lags behind it (/readyz)."""
+        index = self.index
+        return IndexStatus(index.version, len(index), index.lexical_stale)
+
+    def version(self) -> int:
+        """The live snapshot's version (NotReady when there is no index)."""
+        return self.index.version
+
+    def largest_documents(self, limit: int) -> tuple[int, dict[str, int], list[Paragraph]]:
+        """(version, {document id: characters} of the ``limit`` largest documents, largest first,
+        their paragraphs in that order), all from one snapshot: the web page's examples."""
+        index = self.index
+        sizes = index.largest_documents(limit)
+        return index.version, sizes, [p for doc_id in sizes for p in index.paragraphs_of(doc_id)]
 
     # ------------------------------------------------------------------------- questions
     def validate_question(self, question: str) -> str:
@@ -325,17 +340,17 @@ class Pipeline:
         return report
 
     def _schedule_compaction(self) -> None:
-        """Merge segments in a background thread when the policy asks (rag/store/compaction.py)."""
+        """Merge segments in a background thread when the index asks (the embedded index's policy)."""
         if not self.settings.background_compaction or (self._compactor is not None and self._compactor.is_alive()):
             return
-        if not compaction.due(self.index_dir):
+        if not compaction_due(self.settings):
             return
         self._compactor = threading.Thread(target=self._compact_quietly, name="rag-compaction", daemon=True)
         self._compactor.start()
 
     def _compact_quietly(self) -> None:
         try:
-            compaction.compact_all(self.index_dir, self.settings)
+            compact_index(self.settings)
         except Exception:  # noqa: BLE001 - a failed merge leaves the previous commit; the next write retries
             log.exception("background compaction failed")
 
@@ -343,13 +358,17 @@ class Pipeline:
         """Merge until the policy is satisfied, in this thread (``rag index``); steps run."""
         if self._compactor is not None:
             self._compactor.join()
-        steps = compaction.compact_all(self.index_dir, self.settings)
+        steps = compact_index(self.settings)
         if steps:
             self.reload()
         return steps
 
-    def upsert_documents(self, documents: Iterable[Document], origin: str = "upload") -> IndexReport:
-        return self._apply(upserts=list(documents), origin=origin)
+    def upsert_documents(self, documents: Iterable[Document], origin: str = "upload",
+                         refuse_overwrite: Collection[str] = ()) -> IndexReport:
+        """Store the documents.  ``refuse_overwrite``: ids that may only replace a document from the
+        same file or, for text, with the same title; else DocumentConflict, checked by the writer
+        under its lock (rag/store/protocol.py, ``IndexWriter.apply``)."""
+        return self._apply(upserts=list(documents), origin=origin, refuse_overwrite=refuse_overwrite)
 
     def delete_document(self, document_id: str) -> IndexReport:
         if document_id not in self.index.documents:

@@ -7,7 +7,7 @@ into the text it names, end-exclusive, so ``text[start:end]`` is always the quot
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, NamedTuple
+from typing import Any
 
 from rag.parsing.blocks import Block
 
@@ -161,12 +161,21 @@ class QAResult:
     no_answer: NoAnswer | None = None
 
 
-
-class SearchResult(NamedTuple):
+@dataclass
+class SearchResult:
     """``Pipeline.search``'s result: the passages found and the stage timings (ms)."""
 
     passages: list[RetrievedPassage]
     timings_ms: dict[str, float]
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    """The live index at a glance (``Pipeline.status``)."""
+
+    version: int
+    passages: int
+    lexical_stale: bool  # BM25 serves an older commit until its sync succeeds
 
 
 def passage_to_dict(retrieved: RetrievedPassage) -> dict[str, Any]:

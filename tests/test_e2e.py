@@ -46,7 +46,7 @@ def test_real_abstention(real_pipeline, question):
 
 
 def test_dense_retrieval_handles_paraphrase(real_pipeline):
-    passages, _ = real_pipeline.search("the alliance's founding chief and its original purpose", mode="dense", top_k=3)
+    passages = real_pipeline.search("the alliance's founding chief and its original purpose", mode="dense", top_k=3).passages
     assert any("Ismay" in p.passage.text for p in passages)
 
 

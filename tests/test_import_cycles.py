@@ -123,3 +123,13 @@ def test_rag_has_no_import_cycle():
     found = cycles(import_graph())
     assert not found, "import cycles in rag/ (each line: modules that import each other in a circle):\n" + \
         "\n".join(" <-> ".join(c) for c in found)
+
+
+def test_the_pipeline_and_the_api_reach_the_store_only_through_its_contract():
+    """Issue 22, requirement 5: above rag/store, only the factory (which backend) and the
+    Protocols (what it offers) are imported; compaction, the writers and SQL stay below."""
+    graph = import_graph()
+    allowed = {"rag.store.factory", "rag.store.protocol"}
+    above = [m for m in graph if m == "rag.pipeline" or m == "rag.api" or m.startswith("rag.api.")]
+    reaching = {m: sorted(e for e in graph[m] if e.startswith("rag.store") and e not in allowed) for m in above}
+    assert "rag.api.routes_documents" in above and not {m: e for m, e in reaching.items() if e}

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from rag.embedding import HashingEncoder
-from rag.errors import IndexIncompatible, IndexNotFound
+from rag.errors import DocumentConflict, IndexIncompatible, IndexNotFound
 from rag.ingest import document_from_text
 from rag.settings import Settings
 from rag.store.factory import has_index, load_index, make_writer
@@ -229,6 +229,79 @@ def test_sync_roots_removes_files_gone_from_a_folder(tmp_path: Path, index: Inde
     # Only the file gone from the synced folder goes; documents from elsewhere stay.
     assert report.removed == ["orchard-file"] and report.unchanged == ["harbour-file"]
     assert "orchard-file" not in kept.documents and set(TEXTS) <= set(kept.documents)
+
+
+def test_refuse_overwrite_only_replaces_a_document_of_the_same_source(index: Index, writer: IndexWriter, settings: Settings):
+    index_dir = settings.index_dir
+    titled = document_from_text("Another text about the red beacon.", "harbour", {"title": "Harbour Guide"})
+    with pytest.raises(DocumentConflict, match="'harbour' already exists"):
+        writer.apply(index_dir, upserts=[titled], origin="upload", previous=index, refuse_overwrite=["harbour"])
+    unchanged = load_index(settings)
+    assert unchanged.version == index.version and unchanged.documents["harbour"].document.text == index.documents["harbour"].document.text
+    # Not named in refuse_overwrite: replaced on purpose; then the same title may replace it.
+    replaced, report = writer.apply(index_dir, upserts=[titled], origin="upload", previous=index, refuse_overwrite=["other"])
+    assert report.updated == ["harbour"]
+    again = document_from_text("The red beacon, described again.", "harbour", {"title": "Harbour Guide"})
+    _, report = writer.apply(index_dir, upserts=[again], origin="upload", previous=replaced, refuse_overwrite=["harbour"])
+    assert report.updated == ["harbour"]
+    # A file: the same file name replaces, another file's does not; a new id is no conflict.
+    notes = document_from_text("Notes about the pier.", "notes", source_path="notes.txt")
+    later = document_from_text("Notes about the pier, revised.", "notes", source_path="notes.txt")
+    other = document_from_text("Other notes.", "notes", source_path="Notes.md")
+    _, report = writer.apply(index_dir, upserts=[notes], origin="upload", refuse_overwrite=["notes"])
+    assert report.added == ["notes"]
+    _, report = writer.apply(index_dir, upserts=[later], origin="upload", refuse_overwrite=["notes"])
+    assert report.updated == ["notes"]
+    with pytest.raises(DocumentConflict, match=r"from 'notes.txt'"):
+        writer.apply(index_dir, upserts=[other], origin="upload", refuse_overwrite=["notes"])
+
+
+def test_refuse_overwrite_without_an_index_is_no_conflict(writer: IndexWriter, settings: Settings):
+    built, report = writer.apply(settings.index_dir, upserts=_documents(["harbour"]), origin="upload", refuse_overwrite=["harbour"])
+    assert report.added == ["harbour"] and list(built.documents) == ["harbour"]
+
+
+class _MeetingEncoder:
+    """ENCODER, whose first encoding in each of two writers waits (up to a second) for the
+    other's: both uploads have passed any check made before embedding when either commits."""
+
+    def __init__(self) -> None:
+        self.meeting = threading.Barrier(2)
+
+    def __getattr__(self, name: str):
+        return getattr(ENCODER, name)
+
+    def encode(self, texts, **options):
+        try:
+            self.meeting.wait(timeout=1)
+        except threading.BrokenBarrierError:  # a backend that embeds under its lock: one at a time
+            pass
+        return ENCODER.encode(texts, **options)
+
+
+def test_refuse_overwrite_is_checked_and_written_in_one_step(index: Index, settings: Settings):
+    """Two uploads of one new id with different titles at once: one is stored, the other refused
+    (a check outside the writer lock let both through, the second replacing the first)."""
+    encoder = _MeetingEncoder()
+    outcomes: dict[str, object] = {}
+
+    def upload(title: str) -> None:
+        document = document_from_text(f"The {title} notes about the probe facility.", "probe", {"title": title})
+        try:
+            outcomes[title] = make_writer(settings, encoder).apply(settings.index_dir, upserts=[document], origin="upload",
+                                                                    refuse_overwrite=["probe"])[1]
+        except DocumentConflict as exc:
+            outcomes[title] = exc
+
+    threads = [threading.Thread(target=upload, args=(title,)) for title in ("First", "Second")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    refused = [title for title, outcome in outcomes.items() if isinstance(outcome, DocumentConflict)]
+    assert len(outcomes) == 2 and len(refused) == 1, outcomes
+    stored = load_index(settings).documents["probe"].document
+    assert stored.title != refused[0] and stored.title in ("First", "Second")
 
 
 def test_a_reader_during_writes_sees_whole_passages(index: Index, writer: IndexWriter, settings: Settings):

@@ -89,13 +89,13 @@ def test_a_write_adds_one_segment_and_touches_nothing_else(tmp_path: Path):
     first = _segments(index_dir)
     stamp = {n: (segments_root(index_dir) / n / "vectors.npy").stat().st_mtime_ns for n in first}
     index, report = builder.apply(index_dir, upserts=[document_from_text("Two.", "two")], previous=index)
-    assert report.version == str(index.version) and index.version == 2
+    assert report.version == index.version == 2
     assert first < _segments(index_dir) and len(_segments(index_dir)) == 2
     assert all((segments_root(index_dir) / n / "vectors.npy").stat().st_mtime_ns == t for n, t in stamp.items())
     assert set(CorpusIndex.load(index_dir).documents) == {"one", "two"}
     # nothing changed: no new version
     _, report = builder.apply(index_dir, upserts=[document_from_text("Two.", "two")])
-    assert report.version == "2" and report.unchanged == ["two"]
+    assert report.version == 2 and report.unchanged == ["two"]
 
 
 def test_a_snapshot_keeps_its_passages_while_writers_replace_and_delete(tmp_path: Path):

@@ -17,7 +17,8 @@ def _documents(pipeline) -> dict[str, str]:
 def test_each_mode_finds_the_ismay_paragraph(fake_pipeline, mode):
     recorded: dict[str, float] = {}
     fake_pipeline.stage_recorder = recorded.__setitem__
-    passages, timings = fake_pipeline.search("NATO first Secretary General Ismay", top_k=3, mode=mode)
+    result = fake_pipeline.search("NATO first Secretary General Ismay", top_k=3, mode=mode)
+    passages, timings = result.passages, result.timings_ms
     assert passages[0].passage.text.startswith("In the words of NATO’s first Secretary General")
     assert [p.rank for p in passages] == [1, 2, 3]
     # the reported time is the measured retrieval stage (one query: all of it), not a placeholder
@@ -35,7 +36,7 @@ def test_each_mode_finds_the_ismay_paragraph(fake_pipeline, mode):
 
 
 def test_top_k_and_ordering(fake_pipeline):
-    passages, _ = fake_pipeline.search("South Korea NATO partnership", top_k=7)
+    passages = fake_pipeline.search("South Korea NATO partnership", top_k=7).passages
     assert len(passages) == 7
     assert [p.score for p in passages] == sorted((p.score for p in passages), reverse=True)
 

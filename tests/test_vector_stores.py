@@ -106,7 +106,7 @@ def test_empty_store(store_settings: Settings):
 # ------------------------------------------------------------------ retrieval through the pipeline
 @pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
 def test_each_mode_finds_the_ismay_paragraph(pipeline: Pipeline, mode: str):
-    passages, _ = pipeline.search("NATO first Secretary General Ismay", top_k=3, mode=mode)
+    passages = pipeline.search("NATO first Secretary General Ismay", top_k=3, mode=mode).passages
     assert passages[0].passage.text.startswith("In the words of NATO’s first Secretary General")
     assert [p.rank for p in passages] == [1, 2, 3]
     if mode == "hybrid":
@@ -116,8 +116,8 @@ def test_each_mode_finds_the_ismay_paragraph(pipeline: Pipeline, mode: str):
 
 def test_same_ranking_as_exact_faiss(pipeline: Pipeline, fake_pipeline: Pipeline):
     for query in ["South Korea NATO partnership", "Indo-Pacific partners summit Washington", "East-West Center"]:
-        mine, _ = pipeline.search(query, top_k=10, mode="dense")
-        exact, _ = fake_pipeline.search(query, top_k=10, mode="dense")
+        mine = pipeline.search(query, top_k=10, mode="dense").passages
+        exact = fake_pipeline.search(query, top_k=10, mode="dense").passages
         scores = [round(p.scores.dense, 5) for p in exact]
         assert [round(p.scores.dense, 5) for p in mine] == scores
         # Ties (the hashing encoder gives several passages exactly 0) are broken by passage id,

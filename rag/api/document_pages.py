@@ -101,7 +101,7 @@ class DocumentCache:
 
     def load(self, pipeline: Pipeline, document_id: str) -> tuple[Loaded, bool]:
         """The document's text, origin and paragraphs from one snapshot; True when it was cached."""
-        key = (pipeline.index.version, document_id)
+        key = (pipeline.version(), document_id)
         found = self._cached(key)
         if found is not None:
             return found, True
@@ -111,7 +111,7 @@ class DocumentCache:
                 return found, True
             document, info, paragraphs = pipeline.document_detail(document_id)
             loaded = Loaded(document, info, paragraphs)
-            if pipeline.index.version == key[0]:  # not a newer version's document under an older key
+            if pipeline.version() == key[0]:  # not a newer version's document under an older key
                 self._keep(key, loaded)
             return loaded, False
 

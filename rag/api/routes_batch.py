@@ -16,9 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rag.api.budget import SEARCH_COST, charge, question_cost
 from rag.api.deps import PipelineDep
-from rag.api.schemas import AskResponse, Mode, SearchResponse, Text, ask_response
+from rag.api.schemas import AskResponse, Mode, SearchResponse, Text, ask_response, search_response
 from rag.errors import InvalidRequest, PayloadTooLarge
-from rag.types import passage_to_dict
 
 # 64 questions take ~1-3 s to answer on 2 cores: long enough for a bulk call, short enough not
 # to starve the other requests of the worker pool.
@@ -80,10 +79,4 @@ def search_batch(body: SearchBatchRequest, pipeline: PipelineDep, request: Reque
     queries = _validated(pipeline, body.queries, "queries")
     charge(request, len(queries) * SEARCH_COST)
     found = pipeline.search_batch(queries, top_k=body.top_k, mode=body.mode)  # reports its stage timing itself
-    return {
-        "results": [
-            {"query": query, "passages": [passage_to_dict(p) for p in result.passages],
-             "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()}}
-            for query, result in zip(body.queries, found, strict=True)
-        ]
-    }
+    return {"results": [search_response(query, result, digits=2) for query, result in zip(body.queries, found, strict=True)]}

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from rag.api import document_pages
 from rag.api.deps import PipelineDep
 from rag.api.schemas import DocumentDetail, DocumentIn, DocumentList, ErrorResponse, IndexChange
-from rag.errors import DocumentConflict, InvalidRequest, MalformedBody, PayloadTooLarge, RagError, UnsupportedDocument
+from rag.errors import DocumentConflict, InvalidRequest, MalformedBody, PayloadTooLarge, UnsupportedDocument
 from rag.ingest import (
     METADATA_FIELDS,
     DocumentTooLarge,
@@ -32,7 +32,6 @@ from rag.ingest import (
     slugify,
 )
 from rag.parsing.bounds import METADATA_MAX_CHARS
-from rag.store.builder import IndexReport
 from rag.types import Document
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
@@ -132,53 +131,20 @@ def get_document(document_id: str, request: Request, pipeline: PipelineDep,
                422: {"model": ErrorResponse}},
     summary="Add or replace a document (multipart file upload, or JSON text)",
 )
-async def upsert_document(request: Request, pipeline: PipelineDep) -> dict:
+async def upsert_document(request: Request, pipeline: PipelineDep) -> IndexChange:
     upload = await _documents_from_request(request, pipeline.settings)
     documents = upload.documents
-    if not upload.replace:
-        _refuse_silent_overwrite(pipeline, [d for d in documents if d.document_id not in upload.explicit_ids])
-    report = await run_in_threadpool(pipeline.upsert_documents, documents)
-    return _change(report, [d.document_id for d in documents])
+    # An id taken from a file name or title must not silently replace a document from another
+    # file or with another title (409); an explicit document_id or replace=true replaces on
+    # purpose.  The writer checks under its lock (Pipeline.upsert_documents).
+    guarded = [] if upload.replace else [d.document_id for d in documents if d.document_id not in upload.explicit_ids]
+    report = await run_in_threadpool(pipeline.upsert_documents, documents, refuse_overwrite=guarded)
+    return IndexChange.of(report, [d.document_id for d in documents])
 
 
 @router.delete("/{document_id}", response_model=IndexChange, responses={404: {"model": ErrorResponse}}, operation_id="delete_document")
-def delete_document(document_id: str, pipeline: PipelineDep) -> dict:
-    return _change(pipeline.delete_document(document_id), [document_id])
-
-
-def _refuse_silent_overwrite(pipeline, documents: list[Document]) -> None:
-    """409 when an id taken from a file name or title already belongs to a document from
-    another file or with another title (``отчёт.txt`` and ``доклад.txt`` once both became
-    "document"); an explicit ``document_id`` or ``replace=true`` replaces on purpose."""
-    try:
-        existing = pipeline.index.documents
-    except RagError:
-        return
-    for document in documents:
-        stored = existing.get(document.document_id)
-        if stored is None:
-            continue
-        old = stored.document
-        same_source = bool(document.source_path) and Path(old.source_path).name == document.source_path
-        same_title = not document.source_path and old.title == document.title
-        if not (same_source or same_title):
-            raise DocumentConflict(
-                f"document {document.document_id!r} already exists (from {Path(old.source_path).name or old.title or 'another upload'!r}); "
-                "send replace=true to replace it, or choose another document_id"
-            )
-
-
-def _change(report: IndexReport, ids: list[str]) -> dict:
-    return {
-        "document_ids": ids,
-        "added": report.added,
-        "updated": report.updated,
-        "unchanged": report.unchanged,
-        "removed": report.removed,
-        "documents": report.documents,
-        "passages": report.passages,
-        "version": report.version,
-    }
+def delete_document(document_id: str, pipeline: PipelineDep) -> IndexChange:
+    return IndexChange.of(pipeline.delete_document(document_id), [document_id])
 
 
 @dataclass

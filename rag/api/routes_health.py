@@ -23,9 +23,9 @@ def readyz(pipeline: PipelineDep):
     if pipeline.ready:
         # Ready means a search works, not just that files opened (issue 20, item 9).
         if pipeline.search_failure() is None:
-            index = pipeline.index
-            behind = "; BM25 serves an older version until its sync succeeds" if getattr(index, "lexical_stale", False) else ""
-            return {"status": "ready", "detail": f"{len(index)} passages{behind}"}
+            status = pipeline.status()
+            behind = "; BM25 serves an older version until its sync succeeds" if status.lexical_stale else ""
+            return {"status": "ready", "detail": f"{status.passages} passages{behind}"}
         return JSONResponse(status_code=503, content={"status": "not ready", "detail": "a search over the index fails (the server log says why)"})
     # /readyz is public: never the index folder's path (issue 20, item 13)
     detail = "models loading" if not pipeline.models_ready else NO_INDEX

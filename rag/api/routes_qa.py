@@ -5,8 +5,7 @@ from fastapi import APIRouter, Request
 
 from rag.api.budget import SEARCH_COST, charge, question_cost
 from rag.api.deps import PipelineDep
-from rag.api.schemas import AskRequest, AskResponse, SearchRequest, SearchResponse, ask_response
-from rag.types import passage_to_dict
+from rag.api.schemas import AskRequest, AskResponse, SearchRequest, SearchResponse, ask_response, search_response
 
 router = APIRouter(prefix="/v1", tags=["questions"])
 
@@ -18,7 +17,6 @@ def ask(body: AskRequest, pipeline: PipelineDep, request: Request) -> dict:
 
 
 @router.post("/search", response_model=SearchResponse, summary="Retrieve passages only")
-def search(body: SearchRequest, pipeline: PipelineDep, request: Request) -> dict:
+def search(body: SearchRequest, pipeline: PipelineDep, request: Request) -> SearchResponse:
     charge(request, SEARCH_COST)
-    passages, timings = pipeline.search(body.query, top_k=body.top_k, mode=body.mode)
-    return {"query": body.query, "passages": [passage_to_dict(p) for p in passages], "timings_ms": timings}
+    return search_response(body.query, pipeline.search(body.query, top_k=body.top_k, mode=body.mode))

@@ -60,22 +60,21 @@ def examples(request: Request, pipeline: PipelineDep) -> dict:
     documents; computed once per index version (every load of / fetches them: with four 20 MB
     documents each load cost 11 CPU-s, issue 20)."""
     try:
-        index = pipeline.index
+        version = pipeline.version()
     except NotReady:
         return {"examples": []}
     state = request.app.state
     cached = getattr(state, "web_examples", None)
-    if cached is not None and cached[0] == index.version:
+    if cached is not None and cached[0] == version:
         return {"examples": cached[1]}
     with _examples_lock:  # one computation per version, however many pages load at once
         cached = getattr(state, "web_examples", None)
-        if cached is not None and cached[0] == index.version:
+        if cached is not None and cached[0] == version:
             return {"examples": cached[1]}
         # The largest documents only: the examples come from them, and no request reads the corpus.
-        sizes = index.largest_documents(4 * MAX_EXAMPLES)
-        paragraphs = [p for doc_id in sizes for p in index.paragraphs_of(doc_id)]
+        version, sizes, paragraphs = pipeline.largest_documents(4 * MAX_EXAMPLES)
         found = example_questions(sizes, paragraphs)
-        state.web_examples = (index.version, found)
+        state.web_examples = (version, found)
     return {"examples": found}
 
 

@@ -6,7 +6,8 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rag.settings import RetrievalMode
-from rag.types import QAResult, RetrievedPassage, passage_to_dict
+from rag.store.protocol import IndexReport
+from rag.types import QAResult, RetrievedPassage, SearchResult, passage_to_dict
 
 Mode = RetrievalMode
 
@@ -135,10 +136,18 @@ def ask_response(result: QAResult) -> dict:
     return AskResponse.model_validate(result).model_dump(mode="json")
 
 
+# Read from a ``SearchResult`` and its query (``search_response``): the shape of ``POST /v1/search``
+# and of each result of ``/v1/search:batch``.
 class SearchResponse(BaseModel):
     query: str
     passages: list[PassageModel]
     timings_ms: dict[str, float]
+
+
+def search_response(query: str, result: SearchResult, digits: int | None = None) -> SearchResponse:
+    """The response to one query; ``digits``: timings rounded to that many decimals."""
+    timings = result.timings_ms if digits is None else {k: round(v, digits) for k, v in result.timings_ms.items()}
+    return SearchResponse.model_validate({"query": query, "passages": result.passages, "timings_ms": timings})
 
 
 class DocumentIn(_Strict):
@@ -211,7 +220,11 @@ class DocumentDetail(DocumentInfo):
     paragraphs: list[ParagraphModel]
 
 
+# What an upload or a delete changed, read from the writer's report (``IndexChange.of``).
 class IndexChange(BaseModel):
+    # The version is a number (IndexReport.version), sent as a string as it always was.
+    model_config = ConfigDict(coerce_numbers_to_str=True)
+
     document_ids: list[str]
     added: list[str]
     updated: list[str]
@@ -220,6 +233,12 @@ class IndexChange(BaseModel):
     documents: int
     passages: int
     version: str
+
+    @classmethod
+    def of(cls, report: IndexReport, document_ids: list[str]) -> IndexChange:
+        """The change ``report`` describes, for the documents the request named."""
+        return cls.model_validate({**{name: getattr(report, name) for name in cls.model_fields if name != "document_ids"},
+                                   "document_ids": document_ids})
 
 
 class ErrorResponse(BaseModel):

@@ -16,7 +16,7 @@ import logging
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import replace
 from pathlib import Path
 
@@ -34,7 +34,7 @@ from rag.store.corpus_index import FORMAT_VERSION, CorpusIndex, database_path, l
 from rag.store.legacy import legacy_documents, remove_legacy, upgrade_format3
 from rag.store.maintenance import LOCK_FILE, remove_orphans, writer_lock  # noqa: F401  (re-exported)
 from rag.store.prepare import Prepared, chunk, chunking_params, embed_items, reusable
-from rag.store.protocol import Index, IndexReport, StoredDocument
+from rag.store.protocol import Index, IndexReport, StoredDocument, check_overwrite
 from rag.store.segments import build_segment, publish, remove_segment
 from rag.types import Document
 
@@ -72,6 +72,32 @@ def _stored_versions(index_dir: Path, ids: list[str], usable: Callable[[dict], b
         conn.close()
 
 
+def _refuse_overwrites(upserts: list[Document], ids: Collection[str], stored: Callable[[str], StoredDocument | None]) -> None:
+    """DocumentConflict when an upsert in ``ids`` would replace a document from another source."""
+    for document in upserts:
+        if document.document_id in ids and (old := stored(document.document_id)) is not None:
+            check_overwrite(document, old.document.title, old.document.source_path)
+
+
+def _committed_document(conn: sqlite3.Connection, meta: dict) -> Callable[[str], StoredDocument | None]:
+    version = int(meta.get("version", 0))
+    return lambda doc_id: queries.visible_document(conn, version, doc_id) if meta else None
+
+
+def _early_overwrite_check(index_dir: Path, upserts: list[Document], ids: Collection[str]) -> None:
+    """``refuse_overwrite`` before chunking and embedding, read without the writer lock: a
+    conflict with a committed version is refused at once, not after the embedding; the check
+    under the lock decides (a document written meanwhile)."""
+    path = database_path(index_dir)
+    if not ids or not path.exists() or legacy_format(index_dir):
+        return
+    conn = db.connect(path)
+    try:
+        _refuse_overwrites(upserts, ids, _committed_document(conn, db.get_meta(conn)))
+    finally:
+        conn.close()
+
+
 class IndexBuilder:
     """The index folder's ``IndexWriter`` (rag/store/protocol.py)."""
 
@@ -87,13 +113,16 @@ class IndexBuilder:
         origin: str = "file",
         sync_roots: Iterable[Path] | None = None,
         previous: Index | None = None,
+        refuse_overwrite: Collection[str] = (),
     ) -> tuple[Index, IndexReport]:
         """Upsert and delete documents; with ``sync_roots``, also drop file documents that came
-        from those folders and are no longer in ``upserts`` (a file deleted from the corpus)."""
+        from those folders and are no longer in ``upserts`` (a file deleted from the corpus);
+        ``refuse_overwrite`` as rag/store/protocol.py says."""
         started = time.perf_counter()
         index_dir = Path(index_dir)
         upserts = list(upserts)
         report = IndexReport()
+        _early_overwrite_check(index_dir, upserts, refuse_overwrite)
         # Chunk and embed before taking the writer lock (issue 20, item 8: a 512 KB upload held
         # it for 43.7 s and a one-line upload behind it waited 38.6 s); in the lock, work is
         # proportional to the commit: one segment of ready vectors, one transaction, BM25.
@@ -110,6 +139,9 @@ class IndexBuilder:
                     remove_orphans(index_dir, conn)
                     upgrade_format3(conn)
                     meta = db.get_meta(conn)
+                    # The committed state, under the lock: the check and the write are one step.
+                    in_carried = {s.document.document_id: s for s in carried}  # a format 2 index's documents
+                    _refuse_overwrites(upserts, refuse_overwrite, in_carried.get if carried else _committed_document(conn, meta))
                     rebuild = bool(meta) and not self._reusable(meta)
                     if rebuild:
                         log.warning("model or chunking changed since the last build: re-embedding every document")
@@ -139,7 +171,7 @@ class IndexBuilder:
             # The segments ``previous`` has open are reused when it is a snapshot of this folder.
             index = previous.reopen(encoder=self.encoder) if previous is not None and previous.folder == index_dir else \
                 CorpusIndex.load(index_dir, settings=self.settings, repair_with=self.encoder)
-        report.version = str(version)
+        report.version = version
         report.documents = len(index.documents)
         report.passages = len(index)
         report.seconds = time.perf_counter() - started

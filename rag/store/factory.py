@@ -2,9 +2,10 @@
 
 "faiss": the index folder (SQLite texts and BM25, FAISS vector segments; rag/store/corpus_index.py
 and builder.py).  "milvus": the whole index in Milvus (rag/store/milvus_index.py and
-milvus_writer.py), no index folder.  ``load_index``, ``make_writer`` and ``has_index`` are the
-one place the Pipeline and the server ask which; both backends give the contract of
-rag/store/protocol.py, so nothing above this module knows which one it has.
+milvus_writer.py), no index folder.  ``load_index``, ``make_writer``, ``has_index`` and the
+compaction pair (``compaction_due``, ``compact``) are the one place the Pipeline and the server
+ask which; both backends give the contract of rag/store/protocol.py, so nothing above this
+module knows which one it has.
 """
 from __future__ import annotations
 
@@ -60,3 +61,23 @@ def has_index(settings: Settings) -> bool:
     from rag.store.corpus_index import index_exists
 
     return index_exists(settings.index_dir)
+
+
+def compaction_due(settings: Settings) -> bool:
+    """The index's segments want merging (the embedded index's policy, rag/store/compaction.py);
+    always False for Milvus, which compacts its own segments."""
+    if settings.vector_backend == "milvus":
+        return False
+    from rag.store import compaction
+
+    return compaction.due(Path(settings.index_dir))
+
+
+def compact(settings: Settings) -> int:
+    """Merge segments until the policy is satisfied, in this thread; the merge steps run (0 for
+    Milvus, and when another process is compacting)."""
+    if settings.vector_backend == "milvus":
+        return 0
+    from rag.store import compaction
+
+    return compaction.compact_all(Path(settings.index_dir), settings)

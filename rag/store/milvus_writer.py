@@ -49,7 +49,7 @@ from rag.store.milvus_index import MilvusIndex, client_for, ensure_loaded, read_
 from rag.store.milvus_store import (FORMAT_VERSION, HEAD, MAX_KEY, PROP_MANIFEST, PROP_RECORDS, PROP_VERSION, WRITE_BATCH, keys_filter, passages_schema, quote,
                                     records_name, records_schema)
 from rag.store.prepare import Prepared, chunk, chunking_params, embed_passages, reusable
-from rag.store.protocol import Index, IndexReport, StoredDocument
+from rag.store.protocol import Index, IndexReport, StoredDocument, check_overwrite
 from rag.types import Document
 
 log = logging.getLogger(__name__)
@@ -82,12 +82,17 @@ class MilvusWriter:
         self._counts = TermCounts()
 
     def apply(self, index_dir: Path, upserts: Iterable[Document] = (), deletes: Iterable[str] = (), origin: str = "file",
-              sync_roots: Iterable[Path] | None = None, previous: Index | None = None) -> tuple[Index, IndexReport]:
+              sync_roots: Iterable[Path] | None = None, previous: Index | None = None,
+              refuse_overwrite: Collection[str] = ()) -> tuple[Index, IndexReport]:
         """``previous`` is not needed: a MilvusIndex holds nothing open to reuse.  ``index_dir``
-        places Milvus Lite's database when no URI is set, as for the settings' own folder."""
+        places Milvus Lite's database when no URI is set, as for the settings' own folder.
+        ``refuse_overwrite`` is checked against the documents' head rows read just before the
+        write, under this process's writer lock; Milvus has no lock across replicas, so a
+        replica writing the same id at that moment is not seen (see the module docstring)."""
         if Path(index_dir) != Path(self.settings.index_dir):
             other = self.settings.model_copy(update={"index_dir": Path(index_dir)})
-            return MilvusWriter(other, self.encoder).apply(index_dir, upserts, deletes, origin, sync_roots)
+            return MilvusWriter(other, self.encoder).apply(index_dir, upserts, deletes, origin, sync_roots,
+                                                          refuse_overwrite=refuse_overwrite)
         started = time.perf_counter()
         upserts, deletes = list(upserts), list(deletes)
         for document in upserts:
@@ -106,21 +111,28 @@ class MilvusWriter:
                 if meta:
                     log.warning("model or chunking changed since the last build: re-embedding every document")
                 carried = [] if state is None else self._all_documents(client, state)
+                olds = {s.document.document_id: s.document for s in carried}
+                for document in upserts:
+                    if document.document_id in refuse_overwrite and (old := olds.get(document.document_id)) is not None:
+                        check_overwrite(document, old.title, old.source_path)
                 self._rebuild(client, alias, state, meta, carried, upserts, deletes, origin, report)
             else:
-                self._write_changes(client, state, meta, upserts, deletes, origin, sync_roots, report)
+                self._write_changes(client, state, meta, upserts, deletes, origin, sync_roots, report, refuse_overwrite)
         index = MilvusIndex.load(self.settings)
-        report.version, report.documents, report.passages = str(index.version), len(index.documents), len(index)
+        report.version, report.documents, report.passages = index.version, len(index.documents), len(index)
         report.seconds = time.perf_counter() - started
         return index, report
 
     # ------------------------------------------------------------------------- incremental
     def _write_changes(self, client, state, meta: dict, upserts: list[Document], deletes: list[str], origin: str, sync_roots,
-               report: IndexReport) -> None:
+               report: IndexReport, refuse_overwrite: Collection[str] = ()) -> None:
         name, properties = state
         records = properties[PROP_RECORDS]
         wanted = {d.document_id: StoredDocument(d, origin) for d in upserts}
         heads = {h["document_id"]: h for h in self._heads(client, records, None if sync_roots is not None else [*wanted, *deletes])}
+        for document in upserts:  # the heads just read: nothing is written or embedded before this check
+            if document.document_id in refuse_overwrite and (head := heads.get(document.document_id)) is not None:
+                check_overwrite(document, rec.info_from(head).get("title", ""), head["source_path"])
         if sync_roots is not None:
             roots = [Path(r).resolve() for r in sync_roots]
             for doc_id, head in heads.items():

@@ -20,13 +20,14 @@ Scores, the part of the contract a caller can compare across backends (requireme
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from rag.errors import DocumentConflict
 from rag.types import Document, Paragraph, Passage
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ class IndexReport:
     passages: int = 0
     embedded_passages: int = 0
     seconds: float = 0.0
-    version: str = ""
+    version: int = 0  # the index version after the write (unchanged when nothing changed)
 
 
 class Passages(Protocol):
@@ -192,7 +193,8 @@ class IndexWriter(Protocol):
     committed version (or none when nothing changed).  One writer at a time per index."""
 
     def apply(self, index_dir: Path, upserts: Iterable[Document] = (), deletes: Iterable[str] = (), origin: str = "file",
-              sync_roots: Iterable[Path] | None = None, previous: Index | None = None) -> tuple[Index, IndexReport]:
+              sync_roots: Iterable[Path] | None = None, previous: Index | None = None,
+              refuse_overwrite: Collection[str] = ()) -> tuple[Index, IndexReport]:
         """Store ``upserts`` (a document whose content and origin are unchanged is left as it is),
         remove ``deletes``, and with ``sync_roots`` also remove the "file" documents from those
         folders that are not among ``upserts`` (their files were deleted).  Returns the index at
@@ -201,5 +203,24 @@ class IndexWriter(Protocol):
         ``index_dir``: the index folder of ``settings`` (or another one); a backend that keeps
         the index elsewhere keeps only its local files there (Milvus Lite's database when no
         URI is set).  ``previous``: the object the caller serves now; what it holds open is
-        reused when it is of this index (a backend with nothing to reuse ignores it)."""
+        reused when it is of this index (a backend with nothing to reuse ignores it).
+
+        ``refuse_overwrite``: ids of ``upserts`` that may only replace a stored document from the
+        same source (``check_overwrite``); otherwise DocumentConflict and nothing is written.
+        Checked against the committed state while the writer holds its lock, so a concurrent
+        writer cannot slip a document in between the check and the write (no index: no conflict)."""
         ...
+
+
+def check_overwrite(new: Document, old_title: str, old_source_path: str) -> None:
+    """The rule of ``refuse_overwrite``: DocumentConflict when ``new`` would replace a document
+    from another file (compared by file name) or, for text given directly, with another title
+    (``отчёт.txt`` and ``доклад.txt`` once both became "document")."""
+    old_name = Path(old_source_path).name
+    same_source = bool(new.source_path) and old_name == new.source_path
+    same_title = not new.source_path and old_title == new.title
+    if not (same_source or same_title):
+        raise DocumentConflict(
+            f"document {new.document_id!r} already exists (from {old_name or old_title or 'another upload'!r}); "
+            "send replace=true to replace it, or choose another document_id"
+        )
