@@ -109,10 +109,19 @@ def test_uploads_never_silently_replace_another_document(client):
     assert client.post("/v1/documents", json={"document_id": "plan", "text": "A third plan."}).status_code == 201
 
 
-def test_reading_a_document_while_it_is_deleted_and_recreated_sees_one_version(client, fake_pipeline):
-    import threading
+def test_reading_a_document_while_it_is_deleted_and_recreated_sees_one_version(fake_pipeline):
 
     from rag.ingest import document_from_text
+
+    # Up to 3,000 reads: the request rate limit (300/minute) would answer 429 long before 20 of
+    # them land between a re-create and the next delete on a loaded machine; it is not under test.
+    settings = fake_pipeline.settings.model_copy(update={"rate_limit": ""})
+    with TestClient(create_app(settings, fake_pipeline), raise_server_exceptions=False, base_url="http://127.0.0.1:8000") as client:
+        _race_reads(client, fake_pipeline, document_from_text)
+
+
+def _race_reads(client, fake_pipeline, document_from_text) -> None:
+    import threading
 
     versions = [
         "First version of the racing document.\n\nIts second paragraph is here, long enough.",
