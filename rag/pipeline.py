@@ -171,6 +171,11 @@ class Pipeline:
         """The live snapshot's version (NotReady when there is no index)."""
         return self.index.version
 
+    def source_urls(self, document_ids: Iterable[str]) -> dict[str, str]:
+        """Each document's source_url metadata ("" when none), for chat citations' source links."""
+        index = self.index
+        return {doc_id: index.source_url(doc_id) for doc_id in document_ids}
+
     def largest_documents(self, limit: int) -> tuple[int, dict[str, int], list[Paragraph]]:
         """(version, {document id: characters} of the ``limit`` largest documents, largest first,
         their paragraphs in that order), all from one snapshot: the web page's examples."""

@@ -315,8 +315,7 @@ def _answer(pipeline: Pipeline, body: ChatCompletionRequest, request: Request, t
     readings = rewrite_question(turns).readings()
     results = pipeline.ask_batch([r.question for r in readings], top_k=body.top_k, mode=body.mode)
     rewrite, result = best_reading(readings, results)
-    index = pipeline.index
-    sources = {doc_id: index.source_url(doc_id) for doc_id in {a.citation.document_id for a in result.answers}}
+    sources = pipeline.source_urls({a.citation.document_id for a in result.answers})
     return build_chat_answer(result, rewrite, _paragraph_url(request, pipeline), sources)
 
 
