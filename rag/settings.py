@@ -264,10 +264,3 @@ class Settings(BaseSettings):
         if self.require_auth_for_reads and not (self.api_keys.get_secret_value().strip() or self.read_api_keys.get_secret_value().strip()):
             raise ValueError("RAG_REQUIRE_AUTH_FOR_READS is on but no key is set: set RAG_API_KEYS or RAG_READ_API_KEYS")
         return self
-
-
-
-def get_settings() -> Settings:
-    """Settings from the environment, read now (not cached).  Kept only for rag/store/recovery.py's
-    fallback when it is handed no settings; new code takes a ``Settings`` from its caller."""
-    return Settings()

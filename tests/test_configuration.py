@@ -16,16 +16,13 @@ READS = re.compile(r"os\.environ|getenv\(|get_settings\(")
 # A child process's environment, copied from ours and extended (parse workers, man, benchmarks'
 # servers): passing it on, not reading configuration.
 CHILD_ENV = re.compile(r"\{\*\*os\.environ")
-# rag/store/recovery.py falls back to get_settings() when handed no settings; the storage
-# rewrite of issue 22 (items 1, 2) passes them instead.
-PENDING = {"store/recovery.py"}
 
 
 def test_only_settings_reads_the_environment():
     offenders = []
     for path in sorted(RAG.rglob("*.py")):
         relative = path.relative_to(RAG).as_posix()
-        if relative == "settings.py" or relative in PENDING:
+        if relative == "settings.py":
             continue
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
             if READS.search(line) and not CHILD_ENV.search(line):

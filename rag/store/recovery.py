@@ -42,9 +42,9 @@ log = logging.getLogger(__name__)
 def repair_segment(index_dir: Path, name: str, settings: Settings | None, encoder: Encoder, cause: IndexDamaged) -> None:
     """Replace the damaged segment ``name`` by one rebuilt from store.sqlite; raises IndexDamaged
     (``cause``'s message, with why) when its vectors cannot be recomputed by this encoder."""
-    from rag.settings import get_settings
-
-    settings = settings or get_settings()
+    # The index's own settings come from the caller; without them, the declared defaults (never
+    # the environment: only the CLI and the app factory read it, tests/test_configuration.py).
+    settings = settings if settings is not None else Settings.model_construct()
     index_dir = Path(index_dir)
     started = time.perf_counter()
     conn = db.connect(index_dir / db.DATABASE_FILE)
