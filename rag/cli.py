@@ -77,6 +77,8 @@ def index_command(
     model: ModelOpt = None,
     only: Annotated[bool, typer.Option("--only", help="Keep only these files in the index: remove every other "
                                                        "document (the example corpus, other folders, uploads)")] = False,
+    watch: Annotated[bool, typer.Option("--watch", help="Then keep watching the folders: index new and changed files, "
+                                                         "remove deleted ones, until Ctrl+C")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Build or update the index: re-embeds only new or changed documents, drops deleted ones.
@@ -91,6 +93,9 @@ def index_command(
     if missing:
         # Indexing a missing folder would sync the index to "nothing there" and empty it.
         _fail(RagError(f"no such file or folder: {', '.join(missing)}"))
+    if watch:
+        _watch_folders(settings, paths, only)
+        return
     if not verbose:
         # Parser libraries warn without naming the file; the "skipped FILE: reason" line says it.
         for name in ("pypdf", "pdfminer", "pdfplumber"):
@@ -127,6 +132,23 @@ def index_command(
             "`--index DIR` on every command keeps a separate index",
             fg=typer.colors.YELLOW,
         )
+
+
+def _watch_folders(settings, paths: list[Path], only: bool) -> None:
+    """`rag index --watch`: sync, then sync again after every batch of changes (rag/watch.py)."""
+    from rag.pipeline import Pipeline
+    from rag.watch import FolderWatcher, describe
+
+    try:
+        require_vector_backend(settings.vector_backend, settings.milvus_uri)
+        watcher = FolderWatcher(Pipeline(settings), paths, only=only, on_report=lambda r: typer.echo(describe(r)))
+    except RagError as exc:
+        _fail(exc)
+    typer.echo(f"watching {', '.join(map(str, paths))} (Ctrl+C stops)", err=True)
+    try:
+        watcher.run()
+    except KeyboardInterrupt:
+        typer.echo("stopped watching", err=True)
 
 
 def _quoted(path: Path) -> str:
@@ -237,6 +259,8 @@ def serve_command(
     port: Annotated[Optional[int], typer.Option("--port", help="[env RAG_PORT, default 8000; 0 = any free port]")] = None,
     index: IndexOpt = None,
     build: Annotated[bool, typer.Option("--build/--no-build", help="Index the corpus folder first when no index exists")] = True,
+    watch: Annotated[Optional[list[Path]], typer.Option("--watch", help="Keep the index in step with this folder "
+                                                                        "(repeatable; instead of the corpus build)")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Start the HTTP service: the chat page at /, the API docs at /docs."""
@@ -251,7 +275,7 @@ def serve_command(
         settings = settings.model_copy(update={"port": port})
     try:
         require_vector_backend(settings.vector_backend, settings.milvus_uri)
-        serve(settings, build=build, verbose=verbose)
+        serve(settings, build=build, verbose=verbose, watch=watch)
     except RagError as exc:
         _fail(exc)
 

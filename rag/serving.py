@@ -6,9 +6,12 @@ registration is removed when the service stops.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
+from pathlib import Path
+from typing import Any
 
 import typer
 import uvicorn
@@ -44,6 +47,7 @@ class _AnnouncingServer(uvicorn.Server):
         self.settings = settings
         self.pipeline = pipeline
         self.registration = None
+        self.watcher: Any = None  # rag.watch.FolderWatcher with --watch, stopped on shutdown
 
     async def startup(self, sockets=None) -> None:
         await super().startup(sockets=sockets)
@@ -63,6 +67,8 @@ class _AnnouncingServer(uvicorn.Server):
         # Here rather than after run(): uvicorn re-raises SIGINT/SIGTERM once it has shut down,
         # which ends the process before code after run() would execute.
         self.unregister()
+        if self.watcher is not None:  # lets a sync in progress finish (up to 10 s), off the event loop
+            await asyncio.to_thread(self.watcher.stop)
         await super().shutdown(sockets=sockets)
 
     def unregister(self) -> None:
@@ -92,7 +98,7 @@ def announce(settings: Settings, url: str, pipeline) -> None:
     )
 
 
-def serve(settings: Settings, build: bool = True, verbose: bool = False) -> None:
+def serve(settings: Settings, build: bool = True, verbose: bool = False, watch: list[Path] | None = None) -> None:
     from rag.api.app import create_app
     from rag.api.observability import configure_logging
     from rag.pipeline import Pipeline
@@ -104,7 +110,17 @@ def serve(settings: Settings, build: bool = True, verbose: bool = False) -> None
     else:
         configure_plain_logging(level)
     pipeline = Pipeline(settings)
-    if build and not has_index(settings):
+    watcher = None
+    if watch:
+        # One watcher per index: only this process writes (docs/deploy.md).  Its first sync
+        # builds or updates the index before the socket listens; later ones run in its thread,
+        # building outside the serving lock, so questions are not blocked.
+        from rag.watch import FolderWatcher
+
+        watcher = FolderWatcher(pipeline, watch).start()
+        log.info("watching %s: syncing the index with it first", ", ".join(map(str, watch)))
+        watcher.synced.wait()
+    elif build and not has_index(settings):
         log.info("no index at %s: indexing %s first", settings.index_dir, settings.corpus_dir)
         report = pipeline.index_paths([settings.corpus_dir])
         log.info("indexed %d documents, %d passages", report.documents, report.passages)
@@ -116,7 +132,10 @@ def serve(settings: Settings, build: bool = True, verbose: bool = False) -> None
     config = uvicorn.Config(create_app(settings, pipeline), **uvicorn_options(settings),
                             log_level="info", log_config=None, access_log=False)
     server = _AnnouncingServer(config, settings, pipeline)
+    server.watcher = watcher
     try:
         server.run()
     finally:
         server.unregister()
+        if watcher is not None:
+            watcher.stop()

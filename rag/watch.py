@@ -13,7 +13,10 @@ Editors' temporary and partial files (``.note.txt.swp``, ``note.txt~``, ``.#note
 nothing; ``rag.ingest.discover`` would skip them anyway.
 
 Cost: every batch re-reads and re-parses the files under the folders (only new or changed ones
-are embedded).  Measured with the hashing encoder on 2 cores: see ``SYNC_COST_NOTE``.
+are embedded).  Measured with the hashing encoder on 2 loaded cores, a folder of 1,000 .txt files
+of ~1 KB: the first sync 3.5 s, then a sync after one change or one deletion 2.5-2.9 s, all of it
+reading, parsing and hashing the unchanged files.  A batch therefore lands within about 3 s plus
+the debounce for such a folder; a far larger folder would want a sync of just the changed paths.
 """
 from __future__ import annotations
 
@@ -37,7 +40,6 @@ IDLE_MS = 500
 # Partial downloads and temporary files that carry no supported suffix of their own but may
 # end in one after a rename are ignored by name.
 TEMPORARY_SUFFIXES = (".swp", ".swx", ".swo", ".part", ".crdownload", ".tmp", ".partial", ".download")
-SYNC_COST_NOTE = "a rescan of 1,000 unchanged .txt files takes about 1-2 s (parse and hash only)"
 
 Reporter = Callable[[IndexReport], None]
 
