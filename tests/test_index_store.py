@@ -217,3 +217,18 @@ def test_a_loaded_segment_reads_its_rows_after_compaction_unlinked_the_file(tmp_
     reader = RowReader(path)
     path.unlink()
     assert np.array_equal(reader.rows(np.array([3, 1])), vectors[[3, 1]])
+
+
+def test_a_database_file_without_its_schema_yet_is_no_index(tmp_path):
+    """A reader that opens store.sqlite between the first writer's creating the file and its
+    schema got `sqlite3.OperationalError: no such table: meta`; it is "no index yet"."""
+    import sqlite3
+
+    from rag.errors import IndexNotFound
+    from rag.store.corpus_index import CorpusIndex, database_path
+
+    path = database_path(tmp_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sqlite3.connect(path).close()
+    with pytest.raises(IndexNotFound):
+        CorpusIndex.load(tmp_path)

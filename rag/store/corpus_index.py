@@ -189,7 +189,12 @@ class CorpusIndex:
         for attempt in range(LOAD_ATTEMPTS):
             # One read transaction: the meta, the segment list and the tombstones of one commit.
             with db.transaction(conn, "DEFERRED"):
-                meta = db.get_meta(conn)
+                try:
+                    meta = db.get_meta(conn)
+                except sqlite3.OperationalError as exc:
+                    if "no such table" not in str(exc):
+                        raise
+                    meta = {}  # the first writer has created the file but not yet its schema
                 if not meta:
                     raise IndexNotFound(f"no index at {index_dir}: run `rag index` first")
                 check_compatible(meta, expected_model, index_dir)
