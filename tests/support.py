@@ -123,3 +123,19 @@ def browser_page(browser, **context):
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(str(e)))
     return page, problems
+
+
+def milvus_lite_database(tmp_path_factory, name: str) -> str:
+    """A fresh Milvus Lite database file for one module's session (starting it takes ~1 s);
+    skips the caller when milvus-lite is missing or cannot start on this machine."""
+    try:
+        import milvus_lite  # noqa: F401
+        from rag.store.milvus_store import get_client
+    except ImportError as exc:
+        pytest.skip(f"Milvus Lite is not installed (pip install -e '.[milvus]'): {exc}")
+    path = str(tmp_path_factory.mktemp(name) / "milvus.db")
+    try:
+        get_client(path).list_collections()
+    except Exception as exc:  # noqa: BLE001 - any start-up failure means "cannot run here"
+        pytest.skip(f"Milvus Lite cannot start on this machine: {exc}")
+    return path

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from support import milvus_lite_database
 from rag.embedding import HashingEncoder
 from rag.errors import DocumentConflict, IndexIncompatible, IndexNotFound
 from rag.ingest import document_from_text
@@ -45,17 +46,7 @@ LATE = "Probe Facility\n\nThe probe facility was opened in 1987 by Ada Example n
 
 @pytest.fixture(scope="session")
 def milvus_db(tmp_path_factory) -> str:
-    try:
-        import milvus_lite  # noqa: F401
-        from rag.store.milvus_store import get_client
-    except ImportError as exc:
-        pytest.skip(f"Milvus Lite is not installed (pip install -e '.[milvus]'): {exc}")
-    path = str(tmp_path_factory.mktemp("milvus-contract") / "milvus.db")
-    try:
-        get_client(path).list_collections()
-    except Exception as exc:  # noqa: BLE001 - any start-up failure means "cannot run here"
-        pytest.skip(f"Milvus Lite cannot start on this machine: {exc}")
-    return path
+    return milvus_lite_database(tmp_path_factory, "milvus-contract")
 
 
 def _settings(backend: str, folder: Path, request) -> Settings:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from support import assert_offsets
+from support import assert_offsets, milvus_lite_database
 from rag.ingest import document_from_text
 from rag.pipeline import Pipeline
 from rag.settings import Settings
@@ -29,18 +29,7 @@ STORES = ["faiss-flat", "faiss-hnsw"]  # the vector stores of index-folder segme
 
 @pytest.fixture(scope="session")
 def milvus_db(tmp_path_factory) -> str:
-    """A Milvus Lite database for the whole session (starting it takes ~1 s)."""
-    try:
-        import milvus_lite  # noqa: F401
-        from rag.store.milvus_store import get_client
-    except ImportError as exc:
-        pytest.skip(f"Milvus Lite is not installed (pip install milvus-lite): {exc}")
-    path = str(tmp_path_factory.mktemp("milvus") / "milvus.db")
-    try:
-        get_client(path).list_collections()
-    except Exception as exc:  # noqa: BLE001 - any start-up failure means "cannot run here"
-        pytest.skip(f"Milvus Lite cannot start on this machine: {exc}")
-    return path
+    return milvus_lite_database(tmp_path_factory, "milvus")
 
 
 def _settings(backend: str, base: Path, request) -> Settings:

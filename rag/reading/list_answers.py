@@ -36,7 +36,10 @@ def _plural(word: str) -> bool:
     return len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is", "'s", "’s")) and word not in _NOT_PLURAL
 
 
-_SEPARATOR = re.compile(r"\s*(?:,\s*(?:and|or)\s+|,\s*|\s+(?:and|or)\s+)")
+# What joins two items: ", and ", ", or ", ", ", " and ", " or ".
+_JOIN = r"(?:,\s*(?:and|or)\s+|,\s*|\s+(?:and|or)\s+)"
+_SEPARATOR = re.compile(r"\s*" + _JOIN)
+_SEPARATOR_AT_END = re.compile(_JOIN + "$")
 _ITEM_WORDS = 4
 # A list candidate within this share of the best score goes first for a plural question.
 LIST_PREFERENCE = 0.85
@@ -78,7 +81,7 @@ def widen_to_list(question: str, text: str, start: int, end: int) -> tuple[int, 
     position = start
     while True:  # leftwards: "<item><separator>" right before the list so far
         before = text[max(0, position - 60):position]
-        separator = re.search(r"(?:,\s*(?:and|or)\s+|,\s*|\s+(?:and|or)\s+)$", before)
+        separator = _SEPARATOR_AT_END.search(before)
         if separator is None:
             break
         item = _item_before(text, position - len(separator.group(0)), capitalised)
@@ -109,10 +112,6 @@ def widen_to_list(question: str, text: str, start: int, end: int) -> tuple[int, 
     return first, last
 
 
-def _words_of(segment: str) -> list[str]:
-    return segment.split()
-
-
 def _item_like(word: str, capitalised: bool) -> bool:
     bare = word.strip("()\"'“”")
     if not bare or bare.lower() in _STOP or not re.match(r"^[\w][\w.'’/+-]*$", bare):
@@ -129,7 +128,7 @@ def _item_before(text: str, end: int, capitalised: bool) -> tuple[int, int] | No
         if start - (word_start + len(match.group(0))) > 1 or not _item_like(match.group(0), capitalised):
             break
         start = word_start
-        if len(_words_of(text[start:end])) >= _ITEM_WORDS:
+        if len(text[start:end].split()) >= _ITEM_WORDS:
             break
     return (start, end) if start < end else None
 
@@ -143,7 +142,7 @@ def _item_after(text: str, start: int, capitalised: bool) -> tuple[int, int] | N
         if start + match.start() - end > 1 or not _item_like(word, capitalised):
             break
         end = start + match.start() + len(word)
-        if match.group(0) != word or len(_words_of(text[start:end])) >= _ITEM_WORDS:
+        if match.group(0) != word or len(text[start:end].split()) >= _ITEM_WORDS:
             break
     return (start, end) if end > start else None
 
